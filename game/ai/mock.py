@@ -1,0 +1,152 @@
+"""The mock narrator: writes the same JSON turn a live model is asked for, and streams it.
+
+Turns are deterministic per game, turn and action, built from the world's sentence banks,
+the route, the companion's lines and the player's action, so mock games feel alive while
+everything after the raw output (parsing, state merge, storage) is the live code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from collections.abc import AsyncIterator
+
+from game.ai.provider import TurnContext, TurnRequest
+
+_FIRST_PERSON = [
+    (r"\bI am\b", "you are"),
+    (r"\bI'm\b", "you're"),
+    (r"\bI\b", "you"),
+    (r"\bmy\b", "your"),
+    (r"\bme\b", "you"),
+    (r"\bmyself\b", "yourself"),
+]
+_LEADS = [
+    "You {act}.",
+    "Without waiting for a better idea, you {act}.",
+    "You take a breath and {act}.",
+    "It feels like the only sensible thing, so you {act}.",
+    "Carefully, you {act}.",
+    "You {act}, and the moment seems to hold its breath.",
+]
+_SPEECH = [
+    '{cast} glances at you. "{line}"',
+    '"{line}" {cast} says, half to themselves.',
+    '{cast} falls into step beside you. "{line}"',
+    '"{line}" {cast} murmurs.',
+]
+_ITEMS = [
+    "a folded note",
+    "a brass key",
+    "a stub of candle",
+    "a smooth grey stone",
+    "a torn map corner",
+    "a little bell",
+    "a sealed letter",
+    "a copper coin",
+]
+
+
+def _second_person(action: str) -> str:
+    text = " ".join(action.split()).rstrip(".!?")
+    for pattern, repl in _FIRST_PERSON:
+        text = re.sub(pattern, repl, text, flags=re.IGNORECASE)
+    text = re.sub(r"^you\s+", "", text, flags=re.IGNORECASE)
+    return text[:1].lower() + text[1:] if text else "wait"
+
+
+def compose_turn(ctx: TurnContext) -> dict:
+    """The turn as the JSON object a model would write."""
+    rng = random.Random(f"{ctx.game_id}:{ctx.turn_number}:{ctx.action}")
+    bank = ctx.world.mock
+    names = {"player": ctx.player_name, "cast": ctx.cast.name}
+
+    if ctx.turn_number == 0:
+        narration = ctx.route.opening.strip().format(**names)
+        if ctx.origin:
+            narration += f"\n\nYou have not forgotten where you come from: {ctx.origin.strip()}"
+        return {
+            "narration": narration,
+            "choices": ctx.route.choices,
+            "hint": ctx.route.hint,
+            "state": {"notes": {"location": ctx.route.location}},
+            "scene": _scene(ctx.route.location, narration, True),
+        }
+
+    place = rng.choice(bank.places)
+    sights = rng.sample(bank.sights, 2)
+    line = rng.choice(ctx.cast.lines).format(**names)
+    lead = rng.choice(_LEADS).format(act=_second_person(ctx.action))
+    paragraphs = [
+        f"{lead} {sights[0]}",
+        f"{rng.choice(_SPEECH).format(cast=ctx.cast.name, line=line)} {rng.choice(bank.twists)}",
+    ]
+    if rng.random() < 0.6:
+        paragraphs.append(f"Before long you reach {place}. {sights[1]}")
+
+    meters = dict(ctx.state.meters)
+    changes: dict[str, int] = {}
+    for name in rng.sample(sorted(meters), min(len(meters), rng.randint(1, 2))):
+        delta = rng.choice([-1, 1]) * rng.randint(4, 15)
+        changes[name] = max(0, min(100, meters[name] + delta))
+
+    state: dict = {"meters": changes, "notes": {"location": place}}
+    if rng.random() < 0.25:
+        state["add"] = [rng.choice(_ITEMS)]
+
+    taken = ctx.action.strip().lower()
+    pool = [c for c in bank.choices if c.lower() != taken]
+    choices = rng.sample(pool, rng.choice([2, 3, 3, 3, 4]) - 1)
+    choices.insert(rng.randrange(len(choices) + 1), f"Ask {ctx.cast.name} what they make of it")
+
+    narration = "\n\n".join(paragraphs)
+    return {
+        "narration": narration,
+        "choices": choices,
+        "hint": rng.choice(bank.hints),
+        "state": state,
+        "scene": _scene(place, narration, rng.random() < 0.3),
+    }
+
+
+def _scene(place: str, narration: str, new_picture: bool) -> dict:
+    first = narration.split(".")[0].strip()
+    return {
+        "title": place[:1].upper() + place[1:],
+        "summary": first[:200],
+        "image_prompt": f"{place}; {first[:160]}",
+        "new_picture": new_picture,
+    }
+
+
+def chunk_text(text: str, rng: random.Random) -> list[str]:
+    """Split raw output into word-sized pieces, the way a model's tokens arrive."""
+    words = re.findall(r"\S+\s*|\s+", text)
+    chunks, i = [], 0
+    while i < len(words):
+        size = rng.choice([1, 1, 2, 3])
+        chunks.append("".join(words[i : i + size]))
+        i += size
+    return chunks
+
+
+class MockProvider:
+    """A narrator that needs no model: deterministic, content-driven, streamed with a delay."""
+
+    name = "mock"
+
+    def __init__(self, delay_ms: int = 25) -> None:
+        self.delay = delay_ms / 1000
+
+    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
+        ctx = request.context
+        raw = json.dumps(compose_turn(ctx), ensure_ascii=False, indent=1)
+        rng = random.Random(f"chunks:{ctx.game_id}:{ctx.turn_number}")
+        for piece in chunk_text(raw, rng):
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            else:
+                await asyncio.sleep(0)  # still yield, so Stop and readers get a turn
+            yield piece

@@ -1,0 +1,53 @@
+"""The port every AI backend implements: stream the raw text of one narrator turn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from game.play.catalog import CastMember, Route, World
+    from game.play.state import StoryState
+
+
+class ProviderError(RuntimeError):
+    """A backend failure, with a message a player can read and whether retrying may help."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What the turn is about, in structured form (the mock narrator works from this)."""
+
+    game_id: str
+    world: World
+    route: Route
+    cast: CastMember
+    player_name: str
+    origin: str
+    turn_number: int  # 0 is the opening
+    action: str  # the player's action; empty for the opening
+    state: StoryState
+    recent_narration: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """The chat messages for a live model plus the same turn's structured context."""
+
+    messages: list[dict[str, str]]
+    context: TurnContext
+
+
+class Provider(Protocol):
+    """A narrator backend. Implementations: mock (default) and OpenAI-compatible."""
+
+    name: str
+
+    def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
+        """Yield the raw output (the JSON turn format) in chunks as it is generated."""
+        ...

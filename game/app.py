@@ -1,0 +1,101 @@
+"""The application factory: wires settings, database, content, AI provider and web routes."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from game.ai.mock import MockProvider
+from game.ai.provider import Provider
+from game.play.catalog import load_catalog
+from game.play.live import TurnHub
+from game.play.turns import TurnService
+from game.settings import PROJECT_ROOT, Settings, load_settings
+from game.store.db import make_engine, make_sessionmaker, migrate
+from game.web import errors, pages, play
+from game.web.players import player_middleware
+from game.web.templating import configure_environment
+
+log = logging.getLogger("game")
+
+
+def secret_key(settings: Settings) -> str:
+    """CHATGAME_SECRET_KEY, or a random key kept beside the database so cookies survive restarts."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.db_path.parent / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def make_provider(settings: Settings) -> Provider:
+    """The narrator backend for the configured mode."""
+    if settings.ai_mode == "live":
+        raise SystemExit(
+            "CHATGAME_AI_MODE=live: the live OpenAI-compatible narrator is not built yet; "
+            "unset CHATGAME_OPENAI_BASE_URL or set CHATGAME_AI_MODE=mock."
+        )
+    return MockProvider(delay_ms=settings.mock_delay_ms)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the Litestar app. Everything process-wide lives on `app.state`."""
+    settings = settings or load_settings()
+    catalog = load_catalog(settings.content_dir)
+    provider = make_provider(settings)
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    turns = TurnService(
+        sessions=sessions,
+        catalog=catalog,
+        provider=provider,
+        hub=TurnHub(),
+        max_action_chars=settings.max_action_chars,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        await migrate(engine)
+        recovered = await turns.recover_interrupted()
+        if recovered:
+            log.warning("marked %d turn(s) interrupted by the last shutdown", recovered)
+        try:
+            yield
+        finally:
+            await turns.shutdown()
+            await engine.dispose()
+
+    key = secret_key(settings)
+    template_engine = JinjaTemplateEngine(directory=PROJECT_ROOT / "templates")
+    configure_environment(template_engine.engine, settings)
+    return Litestar(
+        route_handlers=[
+            *pages.handlers,
+            *play.handlers,
+            create_static_files_router(
+                path="/static", directories=[PROJECT_ROOT / "static"], name="static",
+                cache_control=None,
+            ),
+        ],
+        lifespan=[lifespan],
+        middleware=[player_middleware(key)],
+        csrf_config=CSRFConfig(secret=key, cookie_name="arcadia_csrf", cookie_samesite="strict"),
+        template_config=TemplateConfig(instance=template_engine),
+        exception_handlers=errors.handlers,
+        state=State({"settings": settings, "catalog": catalog, "sessions": sessions, "turns": turns}),
+        request_max_body_size=1024 * 1024,
+        debug=False,
+    )

@@ -1,0 +1,58 @@
+"""Starting, renaming and deleting games."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+
+from game.play.catalog import Catalog
+from game.play.turns import TurnRejected
+from game.store.models import Game
+from game.store.repo import GameRepo
+
+TITLE_CHARS = 80
+
+
+class NewGameForm(BaseModel):
+    """The new-game form, as posted."""
+
+    world: str
+    route: str
+    cast: str
+    player_name: str = Field(min_length=1, max_length=40)
+    origin: str = Field("", max_length=600)
+
+    @field_validator("player_name", "origin", mode="before")
+    @classmethod
+    def _squash_space(cls, value: object) -> object:
+        return " ".join(value.split()) if isinstance(value, str) else value
+
+
+def clean_title(raw: str) -> str:
+    """A game title as the player typed it, tidied; rejects an empty one."""
+    title = " ".join(raw.split())[:TITLE_CHARS]
+    if not title:
+        raise TurnRejected("A game needs a name.")
+    return title
+
+
+async def create_game(repo: GameRepo, catalog: Catalog, form: NewGameForm) -> Game:
+    """Create the game row (the opening turn is started by the turn service)."""
+    if form.world not in catalog.worlds:
+        raise TurnRejected("Pick one of the worlds on the list.")
+    route = catalog.routes.get(form.route)
+    if route is None or route.world != form.world:
+        raise TurnRejected("Pick a starting route from the chosen world.")
+    if form.cast not in catalog.cast:
+        raise TurnRejected("Pick a companion from the list.")
+    game = Game(
+        player_id=repo.player_id,
+        title=clean_title(f"{route.title} · {form.player_name}"),
+        world_id=form.world,
+        route_id=route.id,
+        cast_id=form.cast,
+        player_name=form.player_name,
+        origin=form.origin,
+    )
+    repo.session.add(game)
+    await repo.session.flush()
+    return game

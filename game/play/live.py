@@ -1,0 +1,79 @@
+"""Turns being written right now: their narration so far, and a way to follow it.
+
+A generation task appends narration here; any number of SSE streams follow it from any offset,
+so a reload or a reconnect resumes instead of restarting. Offsets count Python characters and
+are only ever produced by the server, never computed in the browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass
+class LiveTurn:
+    """One turn in progress in this process."""
+
+    message_id: str
+    text: str = ""
+    finished: bool = False
+    task: asyncio.Task | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def append(self, piece: str) -> None:
+        if piece:
+            self.text += piece
+            self._wake()
+
+    def finish(self) -> None:
+        self.finished = True
+        self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def follow(self, offset: int) -> AsyncIterator[tuple[int, str] | None]:
+        """Yield (new offset, text) as narration arrives; None is a heartbeat; ends when finished."""
+        while True:
+            changed = self._changed
+            if len(self.text) > offset:
+                piece, offset = self.text[offset:], len(self.text)
+                yield offset, piece
+                continue
+            if self.finished:
+                return
+            try:
+                await asyncio.wait_for(changed.wait(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                yield None
+
+
+class TurnHub:
+    """The registry of live turns in this process."""
+
+    def __init__(self) -> None:
+        self._turns: dict[str, LiveTurn] = {}
+
+    def open(self, message_id: str) -> LiveTurn:
+        turn = LiveTurn(message_id)
+        self._turns[message_id] = turn
+        return turn
+
+    def get(self, message_id: str) -> LiveTurn | None:
+        return self._turns.get(message_id)
+
+    def close(self, message_id: str, linger: float = 60.0) -> None:
+        """Mark finished; forget it after `linger` seconds (late readers then use the database)."""
+        turn = self._turns.get(message_id)
+        if turn is None:
+            return
+        turn.finish()
+        asyncio.get_running_loop().call_later(linger, self._turns.pop, message_id, None)
+
+    def running(self) -> list[LiveTurn]:
+        return [t for t in self._turns.values() if not t.finished]

@@ -1,0 +1,74 @@
+"""Database tables: games and the messages of their story tree."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def new_id() -> str:
+    """A random, unguessable id for games and messages."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Game(Base):
+    """One saved game, owned by one player."""
+
+    __tablename__ = "games"
+    __table_args__ = (Index("ix_games_player_updated", "player_id", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(120))
+    world_id: Mapped[str] = mapped_column(String(64))
+    route_id: Mapped[str] = mapped_column(String(64))
+    cast_id: Mapped[str] = mapped_column(String(64))
+    player_name: Mapped[str] = mapped_column(String(60))
+    origin: Mapped[str] = mapped_column(Text, default="")
+    # The newest message on the branch being played; the story is the path from it to the root.
+    head_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    turn_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Message(Base):
+    """A node of the story tree: the player's action or the narrator's turn."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_game_parent", "game_id", "parent_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    game_id: Mapped[str] = mapped_column(ForeignKey("games.id", ondelete="CASCADE"))
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), default=None
+    )
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    role: Mapped[str] = mapped_column(String(16))  # user | assistant
+    # user: the action text; assistant: the narration the player reads
+    content: Mapped[str] = mapped_column(Text, default="")
+    # streaming | done | stopped | failed | interrupted
+    status: Mapped[str] = mapped_column(String(16), default="done")
+    raw: Mapped[str] = mapped_column(Text, default="")  # the narrator's raw output
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # full snapshot
+    choices: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    hint: Mapped[str] = mapped_column(Text, default="")
+    scene: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    notice: Mapped[str] = mapped_column(Text, default="")  # what went wrong, for the player
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def is_live(self) -> bool:
+        return self.status == "streaming"

@@ -1,0 +1,63 @@
+"""Every error becomes a readable page (or, for htmx requests, a message in the page)."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from game.play.turns import TurnRejected
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "That did not work",
+    403: "This request was refused",
+    404: "Nothing here",
+    405: "Not allowed",
+    409: "Not now",
+    413: "Too large",
+    429: "Slow down",
+}
+FRIENDLY = {
+    403: "The page you sent this from is too old or came from elsewhere. Reload the page and try again.",
+    404: "There is no such page or game, or it belongs to another player.",
+}
+
+
+def error_response(request: Request, status: int, message: str) -> Response:
+    """The error as an alert fragment for htmx, or as a full page otherwise."""
+    name = "_error.html" if request.headers.get("hx-request") else "pages/error.html"
+    return Template(
+        template_name=name,
+        context={"status": status, "title": TITLES.get(status, "Something went wrong"),
+                 "message": message, "request": request},
+        status_code=status,
+    )
+
+
+def _http(request: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        message = "Some of the form was missing or not valid. Check it and try again."
+    else:
+        message = FRIENDLY.get(status) or (exc.detail if status < 500 else "")
+    return error_response(request, status, message or TITLES.get(status, "Something went wrong"))
+
+
+def _rejected(request: Request, exc: TurnRejected) -> Response:
+    return error_response(request, exc.status, str(exc))
+
+
+def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(
+        request, HTTP_500_INTERNAL_SERVER_ERROR,
+        "Something broke on our side. Your saved games are safe; go back and try again.",
+    )
+
+
+handlers = {HTTPException: _http, TurnRejected: _rejected, Exception: _crash}

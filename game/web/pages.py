@@ -1,0 +1,98 @@
+"""Pages outside the play screen: home, about, new game, rename and delete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+
+from game.play.catalog import Catalog
+from game.play.games import NewGameForm, clean_title, create_game
+from game.play.turns import TurnRejected, TurnService
+from game.settings import Settings
+from game.store.models import Game
+from game.store.repo import GameRepo
+
+
+async def provide_repo(request: Request) -> AsyncIterator[GameRepo]:
+    """A repository bound to this request's player and a fresh database session."""
+    async with request.app.state.sessions() as session:
+        yield GameRepo(session, request.scope["state"]["player_id"])
+
+
+async def load_game(repo: GameRepo, game_id: str) -> Game:
+    """The player's game, or 404 (also for another player's game: ids are not revealed)."""
+    game = await repo.get_game(game_id)
+    if game is None:
+        raise NotFoundException()
+    return game
+
+
+def local_path(value: object, default: str = "/") -> str:
+    """A same-site path to go back to; anything else falls back to `default`."""
+    text = str(value or "")
+    return text if text.startswith("/") and not text.startswith("//") else default
+
+
+@get("/", name="home", dependencies={"repo": provide_repo})
+async def home(request: Request, repo: GameRepo) -> Template:
+    catalog: Catalog = request.app.state.catalog
+    games = await repo.list_games()
+    return Template(
+        "pages/home.html",
+        context={"games": games, "catalog": catalog, "request": request},
+    )
+
+
+@get("/about", name="about")
+async def about(request: Request) -> Template:
+    settings: Settings = request.app.state.settings
+    return Template(
+        "pages/about.html", context={"config": settings.public_view(), "request": request}
+    )
+
+
+@get("/games/new", name="new_game")
+async def new_game(request: Request) -> Template:
+    catalog: Catalog = request.app.state.catalog
+    return Template("pages/new_game.html", context={"catalog": catalog, "request": request})
+
+
+@post("/games", name="create_game", dependencies={"repo": provide_repo})
+async def create(request: Request, repo: GameRepo) -> Redirect:
+    form = await request.form()
+    try:
+        data = NewGameForm.model_validate(
+            {k: form.get(k, "") for k in ("world", "route", "cast", "player_name", "origin")}
+        )
+    except ValueError:
+        raise TurnRejected("Choose a world, a route and a companion, and give your name (up to 40 characters).") from None
+    game = await create_game(repo, request.app.state.catalog, data)
+    turns: TurnService = request.app.state.turns
+    await turns.start_opening(repo, game)
+    return Redirect(f"/games/{game.id}", status_code=303)
+
+
+@post("/games/{game_id:str}/rename", name="rename_game", dependencies={"repo": provide_repo})
+async def rename(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+    game = await load_game(repo, game_id)
+    form = await request.form()
+    game.title = clean_title(str(form.get("title", "")))
+    await repo.session.commit()
+    return Redirect(local_path(form.get("next"), f"/games/{game.id}"), status_code=303)
+
+
+@post("/games/{game_id:str}/delete", name="delete_game", dependencies={"repo": provide_repo})
+async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+    game = await load_game(repo, game_id)
+    running = await repo.streaming_message(game)
+    if running is not None:
+        await request.app.state.turns.stop(repo, game, running)
+    await repo.delete_game(game)
+    await repo.session.commit()
+    return Redirect("/", status_code=303)
+
+
+handlers = [home, about, new_game, create, rename, delete]
