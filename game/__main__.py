@@ -12,8 +12,16 @@ from game.settings import SettingsError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m game", description="Arcadia, an LLM roleplay game.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve"], help="what to run (default: serve)")
+    parser = argparse.ArgumentParser(
+        prog="python -m game", description="Arcadia, an LLM roleplay game."
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve"],
+        help="what to run (default: serve)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -27,9 +35,17 @@ def main(argv: list[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         app = create_app(settings)
-        print(f"Arcadia ({settings.ai_mode} mode) on http://{settings.host}:{settings.port}", flush=True)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                    timeout_graceful_shutdown=10)
+        print(
+            f"Arcadia ({settings.ai_mode} mode) on http://{settings.host}:{settings.port}",
+            flush=True,
+        )
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
     return 0
 
 

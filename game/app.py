@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.config.csrf import CSRFConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -47,7 +47,7 @@ def make_provider(settings: Settings) -> Provider:
             "CHATGAME_AI_MODE=live: the live OpenAI-compatible narrator is not built yet; "
             "unset CHATGAME_OPENAI_BASE_URL or set CHATGAME_AI_MODE=mock."
         )
-    return MockProvider(delay_ms=settings.mock_delay_ms)
+    return MockProvider(delay_ms=settings.mock_delay_ms, scenario=settings.mock_scenario)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -75,7 +75,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
-            await turns.shutdown()
+            saved = await turns.shutdown()
+            if saved:
+                log.warning("shutting down: saved %d running turn(s) as interrupted", saved)
             await engine.dispose()
 
     key = secret_key(settings)
@@ -86,7 +88,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *pages.handlers,
             *play.handlers,
             create_static_files_router(
-                path="/static", directories=[PROJECT_ROOT / "static"], name="static",
+                path="/static",
+                directories=[PROJECT_ROOT / "static"],
+                name="static",
                 cache_control=None,
             ),
         ],
@@ -95,7 +99,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         csrf_config=CSRFConfig(secret=key, cookie_name="arcadia_csrf", cookie_samesite="strict"),
         template_config=TemplateConfig(instance=template_engine),
         exception_handlers=errors.handlers,
-        state=State({"settings": settings, "catalog": catalog, "sessions": sessions, "turns": turns}),
+        state=State(
+            {"settings": settings, "catalog": catalog, "sessions": sessions, "turns": turns}
+        ),
         request_max_body_size=1024 * 1024,
         debug=False,
     )

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     chat_model: str = "auto"
     image_model: str = "gpt-image-1"
     mock_delay_ms: int = Field(25, ge=0, le=10_000)
+    mock_scenario: Literal["normal", "non-json"] = "normal"
 
     # Limits
     max_action_chars: int = Field(2000, ge=1)
@@ -79,7 +80,9 @@ class Settings(BaseSettings):
         """The configuration as shown on the about page: never the API key."""
         return {
             "Mode": str(self.ai_mode),
-            "Backend": self.public_openai_base_url or self.openai_base_url or "(none: mock narrator)",
+            "Backend": self.public_openai_base_url
+            or self.openai_base_url
+            or "(none: mock narrator)",
             "API key": "set" if self.openai_api_key else "not set",
             "Chat model": self.chat_model,
             "Image model": self.image_model,

@@ -133,16 +133,25 @@ def chunk_text(text: str, rng: random.Random) -> list[str]:
 
 
 class MockProvider:
-    """A narrator that needs no model: deterministic, content-driven, streamed with a delay."""
+    """A narrator that needs no model: deterministic, content-driven, streamed with a delay.
+
+    Scenarios reproduce a backend's behaviours: `normal`, or `non-json` (a model that
+    ignores the format and answers in plain prose).
+    """
 
     name = "mock"
 
-    def __init__(self, delay_ms: int = 25) -> None:
+    def __init__(self, delay_ms: int = 25, scenario: str = "normal") -> None:
         self.delay = delay_ms / 1000
+        self.scenario = scenario
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
         ctx = request.context
-        raw = json.dumps(compose_turn(ctx), ensure_ascii=False, indent=1)
+        turn = compose_turn(ctx)
+        if self.scenario == "non-json":
+            raw = turn["narration"]
+        else:
+            raw = json.dumps(turn, ensure_ascii=False, indent=1)
         rng = random.Random(f"chunks:{ctx.game_id}:{ctx.turn_number}")
         for piece in chunk_text(raw, rng):
             if self.delay:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator

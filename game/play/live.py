@@ -38,7 +38,7 @@ class LiveTurn:
         changed.set()
 
     async def follow(self, offset: int) -> AsyncIterator[tuple[int, str] | None]:
-        """Yield (new offset, text) as narration arrives; None is a heartbeat; ends when finished."""
+        """Yield (new offset, text) as narration arrives, None as a heartbeat, until finished."""
         while True:
             changed = self._changed
             if len(self.text) > offset:

@@ -17,11 +17,11 @@ HISTORY_TURNS = 12  # recent messages sent with each turn
 @lru_cache(maxsize=1)
 def _env() -> Environment:
     # Prompts are plain text for a model, not HTML: autoescape would corrupt them.
-    return Environment(  # noqa: S701
+    return Environment(
         loader=FileSystemLoader(PROMPTS_DIR),
         undefined=StrictUndefined,
         keep_trailing_newline=False,
-        autoescape=False,
+        autoescape=False,  # noqa: S701
     )
 
 

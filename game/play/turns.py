@@ -57,10 +57,13 @@ class TurnService:
 
     # ---- starting turns -------------------------------------------------------------------
 
-    async def start_opening(self, repo: GameRepo, game: Game, parent_id: str | None = None) -> Message:
+    async def start_opening(
+        self, repo: GameRepo, game: Game, parent_id: str | None = None
+    ) -> Message:
         """Add the opening narration (or a retry of it) and start writing it."""
-        message = Message(game_id=game.id, parent_id=parent_id, depth=0, role="assistant",
-                          status="streaming")
+        message = Message(
+            game_id=game.id, parent_id=parent_id, depth=0, role="assistant", status="streaming"
+        )
         repo.session.add(message)
         await repo.session.flush()
         game.head_id = message.id
@@ -77,7 +80,9 @@ class TurnService:
         if head is None or head.role != "assistant":
             raise TurnRejected("This game has nothing to answer yet.", 409)
         if head.status == "streaming" or await repo.streaming_message(game):
-            raise TurnRejected("The narrator is still writing. Wait for the turn to end, or stop it.", 409)
+            raise TurnRejected(
+                "The narrator is still writing. Wait for the turn to end, or stop it.", 409
+            )
 
         if choice_id:
             choices = head.choices or []
@@ -95,12 +100,18 @@ class TurnService:
                     f"the limit is {self.max_action_chars:,}."
                 )
 
-        user = Message(game_id=game.id, parent_id=head.id, depth=head.depth + 1, role="user",
-                       content=action)
+        user = Message(
+            game_id=game.id, parent_id=head.id, depth=head.depth + 1, role="user", content=action
+        )
         repo.session.add(user)
         await repo.session.flush()
-        reply = Message(game_id=game.id, parent_id=user.id, depth=user.depth + 1,
-                        role="assistant", status="streaming")
+        reply = Message(
+            game_id=game.id,
+            parent_id=user.id,
+            depth=user.depth + 1,
+            role="assistant",
+            status="streaming",
+        )
         repo.session.add(reply)
         await repo.session.flush()
         game.head_id = reply.id
@@ -114,8 +125,13 @@ class TurnService:
         """Write a failed, stopped or interrupted reply again, as a new alternative of it."""
         if message.id != game.head_id or message.role != "assistant" or message.is_live:
             raise TurnRejected("Only the latest, finished turn can be retried.", 409)
-        reply = Message(game_id=game.id, parent_id=message.parent_id, depth=message.depth,
-                        role="assistant", status="streaming")
+        reply = Message(
+            game_id=game.id,
+            parent_id=message.parent_id,
+            depth=message.depth,
+            role="assistant",
+            status="streaming",
+        )
         repo.session.add(reply)
         await repo.session.flush()
         game.head_id = reply.id
@@ -136,7 +152,7 @@ class TurnService:
             await repo.session.commit()
 
     async def recover_interrupted(self) -> int:
-        """At start-up: turns left `streaming` by a crash keep their text and become `interrupted`."""
+        """At start-up: turns left streaming by a crash keep their text, marked interrupted."""
         async with self.sessions() as session:
             rows = (
                 await session.execute(
@@ -149,7 +165,7 @@ class TurnService:
             await self._finish(message_id, raw, content, "interrupted", INTERRUPTED_NOTICE)
         return len(rows)
 
-    async def shutdown(self, grace: float = 5.0) -> None:
+    async def shutdown(self, grace: float = 5.0) -> int:
         """Save every running turn as interrupted (its text kept) before the process exits."""
         self.closing = True
         tasks = [live.task for live in self.hub.running() if live.task]
@@ -157,6 +173,7 @@ class TurnService:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
+        return len(tasks)
 
     def _spawn(self, message_id: str) -> None:
         live = self.hub.open(message_id)
@@ -251,7 +268,9 @@ class TurnService:
             )
             await session.commit()
 
-    async def _finish(self, message_id: str, raw: str, streamed: str, outcome: str, notice: str) -> None:
+    async def _finish(
+        self, message_id: str, raw: str, streamed: str, outcome: str, notice: str
+    ) -> None:
         """Store the finished turn in one transaction."""
         async with self.sessions() as session:
             message = await session.get(Message, message_id)
@@ -290,4 +309,3 @@ def _choice_index(choice_id: str) -> int | None:
     if len(choice_id) == 2 and choice_id[0] == "c" and choice_id[1].isdigit():
         return int(choice_id[1])
     return None
-

@@ -60,9 +60,7 @@ class GameRepo:
         return (await self.session.scalars(query)).first()
 
     async def delete_game(self, game: Game) -> None:
-        await self.session.execute(
-            update(Game).where(Game.id == game.id).values(head_id=None)
-        )
+        await self.session.execute(update(Game).where(Game.id == game.id).values(head_id=None))
         await self.session.execute(delete(Message).where(Message.game_id == game.id))
         await self.session.delete(game)
 

@@ -23,7 +23,10 @@ TITLES = {
     429: "Slow down",
 }
 FRIENDLY = {
-    403: "The page you sent this from is too old or came from elsewhere. Reload the page and try again.",
+    403: (
+        "The page you sent this from is too old or came from elsewhere. "
+        "Reload the page and try again."
+    ),
     404: "There is no such page or game, or it belongs to another player.",
 }
 
@@ -33,8 +36,12 @@ def error_response(request: Request, status: int, message: str) -> Response:
     name = "_error.html" if request.headers.get("hx-request") else "pages/error.html"
     return Template(
         template_name=name,
-        context={"status": status, "title": TITLES.get(status, "Something went wrong"),
-                 "message": message, "request": request},
+        context={
+            "status": status,
+            "title": TITLES.get(status, "Something went wrong"),
+            "message": message,
+            "request": request,
+        },
         status_code=status,
     )
 
@@ -55,7 +62,8 @@ def _rejected(request: Request, exc: TurnRejected) -> Response:
 def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
-        request, HTTP_500_INTERNAL_SERVER_ERROR,
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
         "Something broke on our side. Your saved games are safe; go back and try again.",
     )
 

@@ -68,7 +68,9 @@ async def create(request: Request, repo: GameRepo) -> Redirect:
             {k: form.get(k, "") for k in ("world", "route", "cast", "player_name", "origin")}
         )
     except ValueError:
-        raise TurnRejected("Choose a world, a route and a companion, and give your name (up to 40 characters).") from None
+        raise TurnRejected(
+            "Choose a world, a route and a companion, and give your name (up to 40 characters)."
+        ) from None
     game = await create_game(repo, request.app.state.catalog, data)
     turns: TurnService = request.app.state.turns
     await turns.start_opening(repo, game)

@@ -83,8 +83,14 @@ async def post_turn(request: Request, repo: GameRepo, game_id: str) -> Response:
     return Template("_turn_started.html", context=turn_view(request, game, messages))
 
 
-@get("/games/{game_id:str}/messages/{message_id:str}", name="message", dependencies={"repo": provide_repo})
-async def message_fragment(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Template:
+@get(
+    "/games/{game_id:str}/messages/{message_id:str}",
+    name="message",
+    dependencies={"repo": provide_repo},
+)
+async def message_fragment(
+    request: Request, repo: GameRepo, game_id: str, message_id: str
+) -> Template:
     """A finished turn's message plus fresh choices, hint, state and controls (htmx OOB)."""
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
@@ -99,14 +105,17 @@ async def message_fragment(request: Request, repo: GameRepo, game_id: str, messa
     name="stream",
     dependencies={"repo": provide_repo},
 )
-async def stream(request: Request, repo: GameRepo, game_id: str, message_id: str, offset: int = 0) -> ServerSentEvent:
+async def stream(
+    request: Request, repo: GameRepo, game_id: str, message_id: str, offset: int = 0
+) -> ServerSentEvent:
     """The turn's narration as server-sent events, from `offset` (or Last-Event-ID) on."""
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     last_id = request.headers.get("last-event-id", "")
     start = int(last_id) if last_id.isdigit() else max(offset, 0)
     turns: TurnService = request.app.state.turns
-    live = turns.hub.get(message.id) if message.is_live else None
+    message_id, is_live = message.id, message.is_live
+    live = turns.hub.get(message_id) if is_live else None
     sessions = request.app.state.sessions
     await repo.session.rollback()  # hold no transaction open for the stream's lifetime
 
@@ -119,10 +128,10 @@ async def stream(request: Request, repo: GameRepo, game_id: str, message_id: str
                     continue
                 position, piece = item
                 yield ServerSentEventMessage(data=json.dumps(piece), event="delta", id=position)
-        elif message.is_live:  # written by another process, or lost: follow the saved row
+        elif is_live:  # written by another process, or lost: follow the saved row
             while True:
                 async with sessions() as session:
-                    row = await session.get(Message, message.id)
+                    row = await session.get(Message, message_id)
                 if row is None:
                     break
                 if len(row.content) > position:

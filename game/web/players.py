@@ -55,7 +55,10 @@ def player_middleware(secret: str, secure: bool = False):  # type: ignore[no-unt
                         f"{COOKIE}={sign(player_id, secret)}; Path=/; Max-Age={MAX_AGE}; "
                         f"HttpOnly; SameSite=Lax{'; Secure' if secure else ''}"
                     )
-                    message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode())]
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"set-cookie", cookie.encode()),
+                    ]
                 await send(message)
 
             await app(scope, receive, send_with_cookie)

@@ -1,4 +1,4 @@
-"""Alembic environment: uses the connection handed over by game.store.db.migrate, or the settings."""
+"""Alembic environment: the connection from game.store.db.migrate, or one from the settings."""
 
 from alembic import context
 from sqlalchemy import create_engine
@@ -10,9 +10,7 @@ target_metadata = Base.metadata
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(
-        connection=connection, target_metadata=target_metadata, render_as_batch=True
-    )
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
 

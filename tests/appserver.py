@@ -1,0 +1,182 @@
+"""Real app servers on 127.0.0.1 (each with its own temp database) and players talking to them.
+
+Tests talk to the game over HTTP exactly as a browser does: cookies, CSRF tokens, SSE.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running `python -m game` process."""
+
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    def start(self, timeout: float = 30) -> Server:
+        assert self.log_path is not None
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "game"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                httpx.get(self.url + "/about", timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path else ""
+
+
+def make_server(tmp: Path, **env: str) -> Server:
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CHATGAME_")}
+    base.update(
+        CHATGAME_PORT=str(port),
+        CHATGAME_DB_PATH=str(tmp / "arcadia.sqlite"),
+        CHATGAME_IMAGE_DIR=str(tmp / "images"),
+        CHATGAME_MOCK_DELAY_MS="0",
+        CHATGAME_SECRET_KEY="test-secret-" + tmp.name,
+    )
+    base.update(env)
+    return Server(
+        url=f"http://127.0.0.1:{port}", data_dir=tmp, env=base, log_path=tmp / "server.log"
+    )
+
+
+_CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Player:
+    """One browser's worth of cookies, talking to a server over HTTP."""
+
+    server: Server
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.server.url, timeout=30, follow_redirects=False)
+
+    def get(self, path: str, **kw) -> httpx.Response:  # type: ignore[no-untyped-def]
+        return self.client.get(path, **kw)
+
+    def csrf(self) -> str:
+        token = self.client.cookies.get("arcadia_csrf")
+        if token is None:
+            page = self.get("/games/new").text
+            token = _CSRF_FIELD.search(page).group(1)  # type: ignore[union-attr]
+        return token
+
+    def post(
+        self, path: str, data: dict | None = None, *, htmx: bool = False, csrf: bool = True
+    ) -> httpx.Response:
+        form = dict(data or {})
+        if csrf:
+            form["_csrf_token"] = self.csrf()
+        headers = {"HX-Request": "true"} if htmx else {}
+        return self.client.post(path, data=form, headers=headers)
+
+    def new_game(
+        self,
+        world: str = "lantern-isles",
+        route: str = "the-drowned-bell",
+        cast: str = "wren-halloway",
+        name: str = "Mara Quill",
+        origin: str = "",
+    ) -> str:
+        response = self.post(
+            "/games",
+            {"world": world, "route": route, "cast": cast, "player_name": name, "origin": origin},
+        )
+        assert response.status_code == 303, response.text
+        return response.headers["location"].rsplit("/", 1)[1]
+
+    def stream(
+        self,
+        game_id: str,
+        message_id: str,
+        offset: int = 0,
+        last_event_id: str | None = None,
+        max_events: int | None = None,
+    ) -> list[tuple[str, str, str]]:
+        """Read a turn's SSE stream: a list of (event, id, data) until `done` or max_events."""
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        events: list[tuple[str, str, str]] = []
+        url = f"/games/{game_id}/messages/{message_id}/stream"
+        with self.client.stream("GET", url, params={"offset": offset}, headers=headers) as resp:
+            assert resp.status_code == 200, resp.read()
+            event, ident, data = "message", "", []
+            for line in resp.iter_lines():
+                if line == "":
+                    if data or event != "message":
+                        events.append((event, ident, "\n".join(data)))
+                        if event == "done" or (max_events and len(events) >= max_events):
+                            break
+                    event, ident, data = "message", "", []
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("id:"):
+                    ident = line[3:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip(" "))
+        return events
+
+    def play_page(self, game_id: str) -> str:
+        response = self.get(f"/games/{game_id}")
+        assert response.status_code == 200, response.text
+        return response.text
+
+    def head_id(self, game_id: str) -> str:
+        """The id of the newest narrator message on the play page."""
+        ids = re.findall(
+            r'<article class="msg msg--narrator[^"]*" id="msg-([0-9a-f]+)"', self.play_page(game_id)
+        )
+        return ids[-1]
+
+    def finish_turn(self, game_id: str) -> str:
+        """Follow the newest turn's stream to the end; returns the finished narration as text."""
+        message_id = self.head_id(game_id)
+        events = self.stream(game_id, message_id)
+        assert events[-1][0] == "done"
+        fragment = self.get(f"/games/{game_id}/messages/{message_id}").text
+        narration = fragment.split('<div class="narration">', 1)[1].split("</div>", 1)[0]
+        return html.unescape(re.sub(r"<[^>]+>", "\n", narration)).strip()

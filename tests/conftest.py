@@ -1,0 +1,49 @@
+"""Shared fixtures: app servers (each with its own temp database) and players."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.appserver import Player, Server, make_server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A shared app with an instant mock narrator (players keep tests apart)."""
+    srv = make_server(tmp_path_factory.mktemp("fast")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A shared app whose mock narrator takes a few seconds per turn, for mid-stream tests."""
+    srv = make_server(tmp_path_factory.mktemp("slow"), CHATGAME_MOCK_DELAY_MS="30").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of this test's own (not started), for restarts and special settings."""
+    srv = make_server(tmp_path)
+    yield srv
+    srv.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def player(server: Server) -> Iterator[Player]:
+    p = Player(server)
+    yield p
+    p.client.close()
+
+
+@pytest.fixture
+def other_player(server: Server) -> Iterator[Player]:
+    p = Player(server)
+    yield p
+    p.client.close()

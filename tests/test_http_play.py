@@ -1,0 +1,262 @@
+"""The play loop over HTTP: turns, SSE streaming and resuming, Stop, bad input, isolation."""
+
+import json
+import re
+import signal
+import time
+
+import pytest
+
+from tests.appserver import Player, Server
+
+
+def choice_labels(page: str) -> list[str]:
+    group = page.split('aria-label="Choices"', 1)[1].split("</div>", 1)[0]
+    return re.findall(r"</kbd><span>([^<]+)</span>", group)
+
+
+def meters(page: str) -> dict[str, int]:
+    return {
+        name: int(value)
+        for name, value in re.findall(r'id="meter-(\w+)".*?aria-valuenow="(\d+)"', page, re.S)
+    }
+
+
+def test_opening_streams_then_choices_hint_and_state(player: Player) -> None:
+    game = player.new_game(name="Mara Quill", cast="pim")
+    page = player.play_page(game)
+    assert 'role="log"' in page and 'data-stream-url="' in page
+    narration = player.finish_turn(game)
+    assert "Mara Quill" in narration and "Pim" in narration
+    page = player.play_page(game)
+    assert "data-stream-url" not in page
+    assert choice_labels(page) == [
+        "Knock at the harbourmaster&#39;s tower",
+        "Row out toward the glint",
+        "Ask the lantern-makers about the chapel",
+    ]
+    assert 'role="region" aria-label="Hint"' in page and 'aria-label="Story state"' in page
+    assert meters(page) == {"resolve": 60, "suspicion": 20, "tide": 45}
+
+
+def test_choice_and_typed_action_make_new_turns_that_move_state(player: Player) -> None:
+    game = player.new_game()
+    player.finish_turn(game)
+    before = player.play_page(game)
+    response = player.post(f"/games/{game}/turns", {"choice": "c1"}, htmx=True)
+    assert response.status_code == 200
+    assert "Row out toward the glint" in response.text  # the player's message
+    assert "data-stream-url" in response.text and 'hx-swap-oob="true"' in response.text
+    narration = player.finish_turn(game)
+    assert "row out toward the glint" in narration.lower()
+    after = player.play_page(game)
+    assert meters(after) != meters(before)
+    assert choice_labels(after) != choice_labels(before)
+    assert 2 <= len(choice_labels(after)) <= 4
+
+    response = player.post(f"/games/{game}/turns", {"action": "I whistle a sea shanty"})
+    assert response.status_code == 303
+    assert "whistle a sea shanty" in player.finish_turn(game)
+    page = player.play_page(game)
+    assert page.count('class="msg msg--player"') == 2
+    assert page.count('class="msg msg--narrator msg--done"') == 3
+
+
+def test_final_fragment_carries_out_of_band_panels(player: Player) -> None:
+    game = player.new_game()
+    player.finish_turn(game)
+    head = player.head_id(game)
+    fragment = player.get(f"/games/{game}/messages/{head}", headers={"HX-Request": "true"}).text
+    for part in ['id="choices"', 'id="controls"', 'id="hint"', 'id="story-state"', 'id="scene"']:
+        assert part in fragment
+    assert fragment.count('hx-swap-oob="true"') == 5
+
+
+def test_resumed_stream_neither_repeats_nor_loses_text(slow_server: Server) -> None:
+    player = Player(slow_server)
+    game = player.new_game()
+    head = player.head_id(game)
+    first = player.stream(game, head, max_events=5)
+    assert all(event == "delta" for event, _, _ in first)
+    offset = first[-1][1]
+    # a reconnect sends Last-Event-ID; the stream carries on from there
+    rest = player.stream(game, head, last_event_id=offset)
+    text = "".join(json.loads(d) for e, _, d in first + rest if e == "delta")
+    assert rest[-1][0] == "done"
+    assert text.strip() == player.finish_turn(game)
+    assert player.head_id(game) == head  # no new turn was started
+
+
+def test_reload_mid_stream_renders_partial_text_with_its_offset(slow_server: Server) -> None:
+    player = Player(slow_server)
+    game = player.new_game()
+    time.sleep(0.8)
+    page = player.play_page(game)
+    offset = int(re.search(r'data-offset="(\d+)"', page).group(1))
+    partial = re.search(r'<span class="live-text">(.*?)</span>', page, re.S).group(1)
+    assert offset > 0 and len(partial) >= offset * 0.9
+    head = player.head_id(game)
+    rest = "".join(
+        json.loads(d) for e, _, d in player.stream(game, head, offset=offset) if e == "delta"
+    )
+    done = player.play_page(game)
+    assert done.count('class="msg msg--narrator') == 1
+    full = re.search(r'<div class="narration">(.*?)</div>', done, re.S).group(1)
+    assert rest and rest.strip().split()[-1].replace("'", "&#39;") in full
+
+
+def test_stop_keeps_partial_text_marked_stopped(slow_server: Server) -> None:
+    player = Player(slow_server)
+    game = player.new_game()
+    head = player.head_id(game)
+    player.stream(game, head, max_events=10)
+    response = player.post(f"/games/{game}/messages/{head}/stop", htmx=True)
+    assert response.status_code == 204
+    page = player.play_page(game)
+    assert "msg--stopped" in page and "Stopped" in page
+    text = re.search(r'<div class="narration">(.*?)</div>', page, re.S).group(1)
+    assert 0 < len(text) < 700
+    assert choice_labels(page)  # the player can go on
+    assert "Write this turn again" in page
+    assert player.stream(game, head)[-1][0] == "done"
+
+
+def test_retry_writes_the_turn_again(slow_server: Server) -> None:
+    player = Player(slow_server)
+    game = player.new_game()
+    head = player.head_id(game)
+    player.post(f"/games/{game}/messages/{head}/stop")
+    assert player.post(f"/games/{game}/messages/{head}/retry").status_code == 303
+    new_head = player.head_id(game)
+    assert new_head != head
+    assert player.finish_turn(game)
+    assert "msg--stopped" not in player.play_page(game)
+
+
+def test_turn_while_streaming_is_409_and_changes_nothing(slow_server: Server) -> None:
+    player = Player(slow_server)
+    game = player.new_game()
+    response = player.post(f"/games/{game}/turns", {"action": "Hurry"}, htmx=True)
+    assert response.status_code == 409
+    assert "still writing" in response.text
+    assert 'class="flash flash--error"' in response.text
+    player.finish_turn(game)
+    assert "Hurry" not in player.play_page(game)
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"action": ""}, "Write what you do"),
+        ({"action": "   \n "}, "Write what you do"),
+        ({"action": "x" * 10_000}, "the limit is 2,000"),
+        ({"choice": "c7"}, "not part of the current turn"),
+        ({"choice": "banana"}, "not part of the current turn"),
+    ],
+)
+def test_bad_actions_get_clear_400s_and_lose_nothing(
+    player: Player, form: dict, message: str
+) -> None:
+    game = player.new_game()
+    player.finish_turn(game)
+    before = player.play_page(game)
+    response = player.post(f"/games/{game}/turns", form, htmx=True)
+    assert response.status_code == 400
+    assert message in response.text
+    assert player.play_page(game) == before
+
+
+def test_other_players_get_404_for_everything(player: Player, other_player: Player) -> None:
+    game = player.new_game()
+    player.finish_turn(game)
+    head = player.head_id(game)
+    assert other_player.get(f"/games/{game}").status_code == 404
+    assert other_player.get(f"/games/{game}/messages/{head}").status_code == 404
+    assert other_player.get(f"/games/{game}/messages/{head}/stream").status_code == 404
+    for path, form in [
+        (f"/games/{game}/turns", {"action": "steal"}),
+        (f"/games/{game}/messages/{head}/stop", {}),
+        (f"/games/{game}/messages/{head}/retry", {}),
+        (f"/games/{game}/rename", {"title": "mine"}),
+        (f"/games/{game}/delete", {}),
+    ]:
+        assert other_player.post(path, form).status_code == 404, path
+    assert f"/games/{game}" not in other_player.get("/").text
+    page = player.play_page(game)
+    assert "steal" not in page and "mine" not in page
+
+
+def test_forged_player_cookie_is_a_new_player(player: Player, server: Server) -> None:
+    game = player.new_game()
+    owner = player.client.cookies["arcadia_player"]
+    forged = Player(server)
+    forged.client.cookies.set("arcadia_player", owner.split(".")[0] + ".0000")
+    assert forged.get(f"/games/{game}").status_code == 404
+
+
+def test_posts_without_csrf_token_are_403(player: Player) -> None:
+    game = player.new_game()
+    player.finish_turn(game)
+    head = player.head_id(game)
+    for path in [
+        "/games",
+        f"/games/{game}/turns",
+        f"/games/{game}/rename",
+        f"/games/{game}/delete",
+        f"/games/{game}/messages/{head}/stop",
+    ]:
+        response = player.post(path, {"action": "x", "title": "x"}, csrf=False)
+        assert response.status_code == 403, path
+        assert "Reload the page" in response.text
+    response = player.client.post(
+        f"/games/{game}/turns", data={"action": "x", "_csrf_token": "forged"}
+    )
+    assert response.status_code == 403
+
+
+def test_non_json_model_output_is_told_and_state_kept(own_server: Server) -> None:
+    own_server.env["CHATGAME_MOCK_SCENARIO"] = "non-json"
+    own_server.start()
+    player = Player(own_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    narration = player.finish_turn(game)
+    assert narration and "{" not in narration
+    page = player.play_page(game)
+    assert "without the game&#39;s structured part" in page
+    assert meters(page) == {"resolve": 60, "suspicion": 20, "tide": 45}
+    assert len(choice_labels(page)) >= 2
+
+
+def test_story_survives_a_crash_mid_turn(own_server: Server) -> None:
+    own_server.env["CHATGAME_MOCK_DELAY_MS"] = "40"
+    own_server.start()
+    player = Player(own_server)
+    game = player.new_game()
+    head = player.head_id(game)
+    player.stream(game, head, max_events=40)
+    time.sleep(1.3)  # the partial text is saved about once a second
+    own_server.stop(signal.SIGKILL)
+    own_server.start()
+    page = player.play_page(game)
+    assert "msg--interrupted" in page and "stopped while this turn was being written" in page
+    text = re.search(r'<div class="narration">(.*?)</div>', page, re.S).group(1)
+    assert len(text) > 20
+    assert choice_labels(page)
+    assert player.post(f"/games/{game}/messages/{head}/retry").status_code == 303
+    assert player.finish_turn(game)
+
+
+def test_sigterm_mid_turn_saves_it_as_interrupted(own_server: Server) -> None:
+    own_server.env["CHATGAME_MOCK_DELAY_MS"] = "40"
+    own_server.start()
+    player = Player(own_server)
+    game = player.new_game()
+    player.stream(game, player.head_id(game), max_events=20)
+    own_server.stop(signal.SIGTERM)
+    assert "saved 1 running turn(s) as interrupted" in own_server.log()
+    own_server.start()
+    page = player.play_page(game)
+    assert "msg--interrupted" in page
+    assert len(re.search(r'<div class="narration">(.*?)</div>', page, re.S).group(1)) > 20
