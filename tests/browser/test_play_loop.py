@@ -162,6 +162,7 @@ def test_screenshots_at_phone_and_desktop(browser, game_server: Server) -> None:
         page.get_by_role("button", name="Begin the story").click()
         wait_for_turn_end(page)
         page.get_by_role("group", name="Choices").get_by_role("button").first.click()
+        expect(page.locator(".msg--player")).to_have_count(1)
         wait_for_turn_end(page)
         page.wait_for_timeout(1000)  # let the meter animation settle
         screenshot(page, f"play-{label}")
