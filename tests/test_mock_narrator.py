@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from game.ai.mock import MockProvider, compose_turn
@@ -26,12 +27,14 @@ BASE = TurnContext(
 )
 
 
-def raw_turn(ctx: TurnContext) -> str:
+def raw_turn(ctx: TurnContext, scenario: str = "normal") -> str:
     async def collect() -> str:
-        provider = MockProvider(delay_ms=0)
+        provider = MockProvider(delay_ms=0, scenario=scenario)
         return "".join([c async for c in provider.stream_turn(TurnRequest([], ctx))])
 
-    return asyncio.run(collect())
+    # A thread of its own: the browser tests' Playwright keeps an event loop on the main thread.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, collect()).result()
 
 
 def test_turns_parse_through_the_live_parser_and_use_the_names() -> None:
@@ -70,11 +73,7 @@ def test_opening_uses_route_names_and_origin() -> None:
 
 
 def test_non_json_scenario_streams_plain_prose() -> None:
-    async def collect() -> str:
-        provider = MockProvider(delay_ms=0, scenario="non-json")
-        return "".join([c async for c in provider.stream_turn(TurnRequest([], BASE))])
-
-    raw = asyncio.run(collect())
+    raw = raw_turn(BASE, scenario="non-json")
     assert not raw.lstrip().startswith("{")
     json.dumps(raw)
     assert parse_turn(raw).problems == ["not_json"]
