@@ -92,7 +92,7 @@ def compose_turn(ctx: TurnContext) -> dict:
         delta = rng.choice([-1, 1]) * rng.randint(4, 15)
         changes[name] = max(0, min(100, meters[name] + delta))
 
-    state: dict = {"meters": changes, "notes": {"location": place}}
+    state: dict = {"meters": changes, "notes": {"location": place[:1].upper() + place[1:]}}
     if rng.random() < 0.25:
         state["add"] = [rng.choice(_ITEMS)]
 
