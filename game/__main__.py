@@ -8,7 +8,26 @@ import sys
 
 import uvicorn
 
-from game.settings import SettingsError, load_settings
+from game.settings import Settings, SettingsError, load_settings
+
+
+def doctor(settings: Settings) -> int:
+    """Probe the configured backend and print what it can do."""
+    from game.ai.capabilities import run_probe
+
+    if not settings.openai_base_url:
+        print("No backend configured (CHATGAME_OPENAI_BASE_URL is empty): the mock narrator plays.")
+        return 0
+    shown = settings.public_openai_base_url or settings.openai_base_url
+    print(f"Probing {shown} (chat model {settings.chat_model!r}) ...", flush=True)
+    caps = run_probe(
+        settings.openai_base_url, settings.openai_api_key, settings.chat_model, settings.image_model
+    )
+    rows = [("Capability", "Result", "Detail"), *caps.rows()]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for name, result, detail in rows:
+        print(f"{name:<{widths[0]}}  {result:<{widths[1]}}  {detail}".rstrip())
+    return 0 if caps.streaming else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve"],
+        choices=["serve", "doctor"],
         help="what to run (default: serve)",
     )
     args = parser.parse_args(argv)
@@ -30,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
 
+    if args.command == "doctor":
+        return doctor(settings)
     if args.command == "serve":
         from game.app import create_app
 

@@ -15,7 +15,9 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from game.ai.mock import MockProvider
+from game.ai.openai_compat import OpenAICompatProvider, make_client
 from game.ai.provider import Provider
+from game.play.backends import BackendService
 from game.play.catalog import load_catalog
 from game.play.live import TurnHub
 from game.play.turns import TurnService
@@ -43,10 +45,13 @@ def secret_key(settings: Settings) -> str:
 def make_provider(settings: Settings) -> Provider:
     """The narrator backend for the configured mode."""
     if settings.ai_mode == "live":
-        raise SystemExit(
-            "CHATGAME_AI_MODE=live: the live OpenAI-compatible narrator is not built yet; "
-            "unset CHATGAME_OPENAI_BASE_URL or set CHATGAME_AI_MODE=mock."
+        client = make_client(
+            settings.openai_base_url,
+            settings.openai_api_key,
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
         )
+        return OpenAICompatProvider(client, settings.chat_model, read_timeout=settings.read_timeout)
     return MockProvider(delay_ms=settings.mock_delay_ms, scenario=settings.mock_scenario)
 
 
@@ -57,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     provider = make_provider(settings)
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
+    backends = BackendService(sessions, settings)
     turns = TurnService(
         sessions=sessions,
         catalog=catalog,
@@ -69,6 +75,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         await migrate(engine)
+        if isinstance(provider, OpenAICompatProvider):
+            await backends.load_or_probe(provider)
         recovered = await turns.recover_interrupted()
         if recovered:
             log.warning("marked %d turn(s) interrupted by the last shutdown", recovered)
@@ -100,7 +108,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(instance=template_engine),
         exception_handlers=errors.handlers,
         state=State(
-            {"settings": settings, "catalog": catalog, "sessions": sessions, "turns": turns}
+            {
+                "settings": settings,
+                "catalog": catalog,
+                "sessions": sessions,
+                "turns": turns,
+                "backends": backends,
+            }
         ),
         request_max_body_size=1024 * 1024,
         debug=False,

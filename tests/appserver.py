@@ -180,3 +180,54 @@ class Player:
         fragment = self.get(f"/games/{game_id}/messages/{message_id}").text
         narration = fragment.split('<div class="narration">', 1)[1].split("</div>", 1)[0]
         return html.unescape(re.sub(r"<[^>]+>", "\n", narration)).strip()
+
+
+@dataclass
+class FakeBackend:
+    """The fake OpenAI-compatible server (tests/fake_openai.py) running on 127.0.0.1."""
+
+    url: str
+    process: subprocess.Popen | None = None
+
+    def base_url(self, profile: str) -> str:
+        return f"{self.url}/{profile}/v1"
+
+    def script(self, profile: str, **behaviour: object) -> None:
+        """Queue how the profile answers its next (non-probe) chat request."""
+        httpx.post(f"{self.url}/_control/script", json={"profile": profile, **behaviour})
+
+    def log(self, profile: str | None = None, route: str | None = None) -> list[dict]:
+        records = httpx.get(f"{self.url}/_control/log").json()
+        return [
+            r
+            for r in records
+            if (profile is None or r["profile"] == profile)
+            and (route is None or r["route"] == route)
+        ]
+
+    def turn_requests(self, profile: str) -> list[dict]:
+        """The chat requests the game sent for turns (not the capability probe)."""
+        return [r for r in self.log(profile, "/chat/completions") if not r.get("probe")]
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_control/reset")
+
+
+def start_fake_backend(log_path: Path) -> FakeBackend:
+    port = free_port()
+    backend = FakeBackend(url=f"http://127.0.0.1:{port}")
+    with log_path.open("ab") as log:
+        backend.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fake_openai", "--port", str(port)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{backend.url}/_control/log", timeout=1)
+            return backend
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("fake backend did not start")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.appserver import Player, Server, make_server
+from tests.appserver import FakeBackend, Player, Server, make_server, start_fake_backend
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +47,13 @@ def other_player(server: Server) -> Iterator[Player]:
     p = Player(server)
     yield p
     p.client.close()
+
+
+@pytest.fixture(scope="session")
+def fake_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeBackend]:
+    """One fake OpenAI-compatible server with every backend profile."""
+    backend = start_fake_backend(tmp_path_factory.mktemp("fake") / "fake.log")
+    yield backend
+    assert backend.process is not None
+    backend.process.terminate()
+    backend.process.wait(10)

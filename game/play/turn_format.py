@@ -64,6 +64,11 @@ class NarrationStream:
         self._pos = 0  # how far into _raw we have consumed
         self._mode = "seek"  # seek | plain | string | done
 
+    @property
+    def complete(self) -> bool:
+        """True once the narration string has been closed (the story part arrived whole)."""
+        return self._mode == "done"
+
     def feed(self, chunk: str) -> str:
         """Consume a chunk of raw model output; return newly decoded narration."""
         self._raw += chunk

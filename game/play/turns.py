@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -32,6 +33,10 @@ FALLBACK_CHOICES = ["Look around carefully", "Press on", "Wait and listen"]
 NOT_JSON_NOTICE = (
     "The narrator answered without the game's structured part, so the story state did not "
     "change this turn."
+)
+UNREADABLE_STATE_NOTICE = (
+    "The narrator's choices and state changes were unreadable this turn, so the story state "
+    "did not change."
 )
 INTERRUPTED_NOTICE = "The game stopped while this turn was being written."
 
@@ -185,17 +190,19 @@ class TurnService:
         live = self.hub.get(message_id)
         assert live is not None
         raw_parts: list[str] = []
+        narration = NarrationStream()
         outcome, notice = "done", ""
         try:
             request = await self._request_for(message_id)
-            narration = NarrationStream()
             last_save = time.monotonic()
-            async for chunk in self.provider.stream_turn(request):
-                raw_parts.append(chunk)
-                live.append(narration.feed(chunk))
-                if time.monotonic() - last_save > SAVE_PARTIAL_EVERY:
-                    await self._save_partial(message_id, live.text, "".join(raw_parts))
-                    last_save = time.monotonic()
+            # aclosing: a Stop that lands between chunks still runs the provider's clean-up.
+            async with aclosing(self.provider.stream_turn(request)) as chunks:
+                async for chunk in chunks:
+                    raw_parts.append(chunk)
+                    live.append(narration.feed(chunk))
+                    if time.monotonic() - last_save > SAVE_PARTIAL_EVERY:
+                        await self._save_partial(message_id, live.text, "".join(raw_parts))
+                        last_save = time.monotonic()
         except asyncio.CancelledError:
             if self.closing:
                 outcome, notice = "interrupted", INTERRUPTED_NOTICE
@@ -208,7 +215,14 @@ class TurnService:
             outcome, notice = "failed", "Something went wrong while writing this turn."
         try:
             await asyncio.shield(
-                self._finish(message_id, "".join(raw_parts), live.text, outcome, notice)
+                self._finish(
+                    message_id,
+                    "".join(raw_parts),
+                    live.text,
+                    outcome,
+                    notice,
+                    narration_complete=narration.complete,
+                )
             )
         finally:
             self.hub.close(message_id)
@@ -269,7 +283,13 @@ class TurnService:
             await session.commit()
 
     async def _finish(
-        self, message_id: str, raw: str, streamed: str, outcome: str, notice: str
+        self,
+        message_id: str,
+        raw: str,
+        streamed: str,
+        outcome: str,
+        notice: str,
+        narration_complete: bool = False,
     ) -> None:
         """Store the finished turn in one transaction."""
         async with self.sessions() as session:
@@ -292,7 +312,15 @@ class TurnService:
                 try:
                     turn = parse_turn(raw)
                 except TurnFormatError as exc:
-                    message.status, message.notice = "failed", str(exc)
+                    if narration_complete and message.content:
+                        # The story part arrived whole; only the structured part is unusable.
+                        message.choices = FALLBACK_CHOICES
+                        message.notice = UNREADABLE_STATE_NOTICE
+                    else:
+                        message.status = "failed"
+                        message.notice = (
+                            f"{exc} It may have been cut off. Write the turn again to retry."
+                        )
                 else:
                     message.content = turn.narration
                     message.hint = turn.hint

@@ -72,3 +72,13 @@ class Message(Base):
     @property
     def is_live(self) -> bool:
         return self.status == "streaming"
+
+
+class BackendCapabilities(Base):
+    """What a backend base URL was found to support (cached; refreshed by a probe)."""
+
+    __tablename__ = "backend_capabilities"
+
+    base_url: Mapped[str] = mapped_column(String(500), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

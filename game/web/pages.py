@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Response, Template
 
+from game.ai.openai_compat import OpenAICompatProvider
 from game.play.catalog import Catalog
 from game.play.games import NewGameForm, clean_title, create_game
 from game.play.turns import TurnRejected, TurnService
@@ -49,9 +50,27 @@ async def home(request: Request, repo: GameRepo) -> Template:
 @get("/about", name="about")
 async def about(request: Request) -> Template:
     settings: Settings = request.app.state.settings
+    caps = await request.app.state.backends.cached()
     return Template(
-        "pages/about.html", context={"config": settings.public_view(), "request": request}
+        "pages/about.html",
+        context={
+            "config": settings.public_view(),
+            "caps": caps,
+            "live": settings.ai_mode == "live",
+        },
     )
+
+
+@post("/about/probe", name="probe_backend")
+async def probe_backend(request: Request) -> Response:
+    """Run the capability probe against the configured backend ("Test connection")."""
+    provider = request.app.state.turns.provider
+    if not isinstance(provider, OpenAICompatProvider):
+        raise TurnRejected("No backend is configured: the mock narrator needs no connection.", 409)
+    caps = await request.app.state.backends.refresh(provider)
+    if request.headers.get("hx-request") != "true":
+        return Redirect("/about", status_code=303)
+    return Template("_capabilities.html", context={"caps": caps, "live": True})
 
 
 @get("/games/new", name="new_game")
@@ -97,4 +116,4 @@ async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     return Redirect("/", status_code=303)
 
 
-handlers = [home, about, new_game, create, rename, delete]
+handlers = [home, about, probe_backend, new_game, create, rename, delete]

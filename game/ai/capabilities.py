@@ -1,0 +1,191 @@
+"""What a backend can do, found by asking it (models, streaming, json_schema, images, cancel).
+
+Every probe is cheap and harmless: a model list, two tiny chats, and an image request that is
+invalid on purpose (so a backend with images answers 400 without painting anything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import openai
+
+from game.ai.backend_errors import find_in_band_error, from_exception
+
+OPERATION_HEADER = "x-chatgpt-operation-id"
+PROBE_TIMEOUT = 30.0
+
+
+@dataclass
+class Capabilities:
+    """A backend's abilities; None means not checked (or the check could not tell)."""
+
+    base_url: str
+    models: list[str] | None = None
+    streaming: bool | None = None
+    json_schema: bool | None = None
+    images: bool | None = None
+    operation_cancel: bool | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+    checked_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Capabilities:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(capability, yes/no/unknown, detail) rows for the settings page and `doctor`."""
+
+        def word(value: bool | None) -> str:
+            return "unknown" if value is None else ("yes" if value else "no")
+
+        models = "unknown" if self.models is None else ("yes" if self.models else "no")
+        listed = ", ".join(self.models[:8]) if self.models else ""
+        if self.models and len(self.models) > 8:
+            listed += f" (+{len(self.models) - 8} more)"
+        return [
+            ("Model list", models, listed or self.notes.get("models", "")),
+            ("Streaming chat", word(self.streaming), self.notes.get("streaming", "")),
+            ("JSON schema output", word(self.json_schema), self.notes.get("json_schema", "")),
+            ("Image generation", word(self.images), self.notes.get("images", "")),
+            ("Operation cancel", word(self.operation_cancel), self.notes.get("cancel", "")),
+        ]
+
+
+async def _models(client: openai.AsyncOpenAI, caps: Capabilities) -> None:
+    try:
+        response = await client.models.with_raw_response.list()
+        body = json.loads(response.text or "null")
+    except Exception as exc:
+        caps.models = []
+        caps.notes["models"] = from_exception(exc, PROBE_TIMEOUT).args[0]
+        return
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        caps.models = []
+        caps.notes["models"] = "the backend has no OpenAI-style model list"
+        return
+    caps.models = sorted(str(m.get("id")) for m in data if isinstance(m, dict) and m.get("id"))
+
+
+async def _chat(
+    client: openai.AsyncOpenAI, model: str, prompt: str, **extra: Any
+) -> tuple[str, str | None]:
+    """Stream a tiny chat; returns (text, operation id)."""
+    raw = await client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": prompt}], stream=True, **extra
+    )
+    operation = raw.headers.get(OPERATION_HEADER)
+    text = ""
+    stream = raw.parse()
+    try:
+        async for chunk in stream:
+            operation = operation or (chunk.model_extra or {}).get("chatgpt_operation_id")
+            if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                text += chunk.choices[0].delta.content
+    finally:
+        await stream.close()
+    return text, operation
+
+
+async def _streaming(client: openai.AsyncOpenAI, model: str, caps: Capabilities) -> None:
+    try:
+        text, operation = await _chat(client, model, "Reply with one word: ready")
+    except Exception as exc:
+        caps.streaming = False
+        caps.notes["streaming"] = from_exception(exc, PROBE_TIMEOUT).args[0]
+        return
+    error = find_in_band_error(text)
+    caps.streaming = bool(text.strip()) and error is None
+    caps.notes["streaming"] = error or ("" if text.strip() else "the reply was empty")
+    caps.operation_cancel = operation is not None
+    caps.notes["cancel"] = "operation ids in responses" if operation else "no operation ids"
+
+
+async def _json_schema(client: openai.AsyncOpenAI, model: str, caps: Capabilities) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"word": {"type": "string"}},
+        "required": ["word"],
+    }
+    try:
+        text, _ = await _chat(
+            client,
+            model,
+            "Say hello in one word.",  # does not ask for JSON: only an enforced schema gives JSON
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "probe", "schema": schema},
+            },
+        )
+        value = json.loads(text)
+    except openai.APIStatusError as exc:
+        caps.json_schema = False
+        caps.notes["json_schema"] = f"rejected ({exc.status_code})"
+        return
+    except Exception:
+        caps.json_schema = False
+        caps.notes["json_schema"] = "ignored: JSON is asked for in the prompt instead"
+        return
+    caps.json_schema = isinstance(value, dict) and isinstance(value.get("word"), str)
+    if not caps.json_schema:
+        caps.notes["json_schema"] = "ignored: JSON is asked for in the prompt instead"
+
+
+async def _images(client: openai.AsyncOpenAI, image_model: str, caps: Capabilities) -> None:
+    try:
+        # n=2 with an empty prompt is invalid everywhere: a backend with images answers 400.
+        body = await client.post(
+            "/images/generations",
+            cast_to=object,
+            body={"model": image_model, "prompt": "", "n": 2},
+        )
+    except openai.APIStatusError as exc:
+        caps.images = exc.status_code in (400, 422)
+        caps.notes["images"] = "" if caps.images else f"no image route ({exc.status_code})"
+        return
+    except Exception as exc:
+        caps.images = None
+        caps.notes["images"] = from_exception(exc, PROBE_TIMEOUT).args[0]
+        return
+    has_data = isinstance(body, dict) and isinstance(body.get("data"), list)
+    caps.images = has_data
+    caps.notes["images"] = "" if has_data else "the image route answers without images"
+
+
+async def probe(client: openai.AsyncOpenAI, chat_model: str, image_model: str) -> Capabilities:
+    """Ask the backend what it can do. Never raises: failures become notes."""
+    from game.ai.openai_compat import bare_model_id
+
+    caps = Capabilities(base_url=str(client.base_url))
+    model = bare_model_id(chat_model)
+    quick = client.with_options(timeout=PROBE_TIMEOUT)
+    await _models(quick, caps)
+    await _streaming(quick, model, caps)
+    if caps.streaming:
+        await _json_schema(quick, model, caps)
+    await _images(quick, image_model, caps)
+    caps.checked_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return caps
+
+
+def run_probe(base_url: str, api_key: str, chat_model: str, image_model: str) -> Capabilities:
+    """Synchronous wrapper for the command line."""
+    from game.ai.openai_compat import make_client
+
+    async def main() -> Capabilities:
+        client = make_client(base_url, api_key, connect=10, read=PROBE_TIMEOUT)
+        try:
+            return await probe(client, chat_model, image_model)
+        finally:
+            await client.close()
+
+    return asyncio.run(main())

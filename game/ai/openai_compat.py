@@ -1,0 +1,158 @@
+"""The live narrator: any OpenAI-compatible server, through the official openai SDK.
+
+It sends what every backend in shared/docs/backends.md accepts (one system message, a bare
+model id, no tools), asks for json_schema output only where the backend honours it, and turns
+each backend's failure modes (in-band error text, dropped streams, odd error bodies) into a
+`ProviderError` with a message the player can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from game.ai.backend_errors import find_in_band_error, from_exception
+from game.ai.capabilities import Capabilities
+from game.ai.provider import ProviderError, TurnRequest
+
+log = logging.getLogger(__name__)
+
+OPERATION_HEADER = "x-chatgpt-operation-id"
+TURN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "narration": {"type": "string"},
+        "choices": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 4},
+        "hint": {"type": "string"},
+        "state": {
+            "type": "object",
+            "properties": {
+                "meters": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "notes": {"type": "object", "additionalProperties": {"type": "string"}},
+                "add": {"type": "array", "items": {"type": "string"}},
+                "remove": {"type": "array", "items": {"type": "string"}},
+                "flags": {"type": "object", "additionalProperties": {"type": "boolean"}},
+            },
+        },
+        "scene": {
+            "type": "object",
+            "properties": {
+                "title": {"type": "string"},
+                "summary": {"type": "string"},
+                "image_prompt": {"type": "string"},
+                "new_picture": {"type": "boolean"},
+            },
+        },
+    },
+    "required": ["narration", "choices", "hint", "state", "scene"],
+}
+
+
+def bare_model_id(model: str) -> str:
+    """`chatgpt-web/gpt-5-5@optimized` -> `gpt-5-5`: bridges switch modes on those affixes."""
+    model = model.strip().split("@", 1)[0]
+    return model.removeprefix("chatgpt-web/") or "auto"
+
+
+def make_client(base_url: str, api_key: str, connect: float, read: float) -> openai.AsyncOpenAI:
+    """An SDK client with explicit timeouts and no automatic retries (no hidden retry storms)."""
+    return openai.AsyncOpenAI(
+        base_url=base_url.rstrip("/"),
+        api_key=api_key or "not-needed",
+        timeout=openai.Timeout(read, connect=connect),
+        max_retries=0,
+    )
+
+
+class OpenAICompatProvider:
+    """Streams narrator turns from an OpenAI-compatible chat completions endpoint."""
+
+    name = "openai-compatible"
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str,
+        capabilities: Capabilities | None = None,
+        read_timeout: float = 60.0,
+    ) -> None:
+        self.client = client
+        self.model = bare_model_id(model)
+        self.capabilities = capabilities or Capabilities(base_url=str(client.base_url))
+        self.read_timeout = read_timeout
+
+    def request_options(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """The chat completion arguments for one turn."""
+        options: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            "temperature": 0.8,
+        }
+        if self.capabilities.json_schema:
+            options["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "turn", "schema": TURN_SCHEMA},
+            }
+        if self.capabilities.operation_cancel:
+            # The chatgpt-api bridge turns image-like requests into pictures unless told not to.
+            options["extra_body"] = {"chatgpt_image_intercept": False}
+        return options
+
+    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
+        operation_id: str | None = None
+        stream = None
+        stopped = False
+        text = ""
+        finish_reason = None
+        try:
+            raw = await self.client.chat.completions.with_raw_response.create(
+                **self.request_options(request.messages)
+            )
+            operation_id = raw.headers.get(OPERATION_HEADER)
+            stream = raw.parse()
+            async for chunk in stream:
+                extra = chunk.model_extra or {}
+                operation_id = operation_id or extra.get("chatgpt_operation_id")
+                if not chunk.choices:  # usage-only chunks, keep-alives
+                    continue
+                choice = chunk.choices[0]
+                finish_reason = choice.finish_reason or finish_reason
+                piece = choice.delta.content if choice.delta else None
+                if not piece:
+                    continue
+                error = find_in_band_error(text[-40:] + piece)
+                if error:
+                    raise ProviderError(f"The narrator's backend reported an error: {error}")
+                text += piece
+                yield piece
+        except (asyncio.CancelledError, GeneratorExit):  # Stop, or the game shutting down
+            stopped = True
+            raise
+        except Exception as exc:  # every failure becomes a readable ProviderError
+            raise from_exception(exc, self.read_timeout, mid_reply=bool(text)) from exc
+        finally:
+            if stream is not None:
+                await stream.close()  # closing the stream also stops the upstream generation
+            if stopped and operation_id:
+                await self.cancel_operation(operation_id)
+        if not text.strip():
+            raise ProviderError("The narrator sent an empty reply. Try again.")
+        if finish_reason == "length":
+            raise ProviderError("The narrator's reply hit the length limit and was cut off.")
+
+    async def cancel_operation(self, operation_id: str) -> None:
+        """Ask a chatgpt-api bridge to stop the operation behind a stream (best effort)."""
+        try:
+            await asyncio.wait_for(
+                self.client.post(
+                    f"/chatgpt/operations/{operation_id}/cancel", cast_to=object, body={}
+                ),
+                timeout=5,
+            )
+        except Exception as exc:  # the stream is closed anyway; a failed cancel is only logged
+            log.info("cancel of operation %s failed: %s", operation_id, exc)

@@ -1,0 +1,272 @@
+"""Live play against OpenAI-compatible servers: every backend profile, every fault, Stop, probe.
+
+The game runs as a real server pointed at the fake backend (tests/fake_openai.py) over
+127.0.0.1; assertions look at the game's pages and at what the backend received.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.appserver import ROOT, FakeBackend, Player, Server, make_server
+
+PROFILES = ["openai", "llama", "bridge", "chat2api", "to-api"]
+
+
+def live_server(tmp: Path, backend: FakeBackend, profile: str, **env: str) -> Server:
+    return make_server(
+        tmp,
+        CHATGAME_OPENAI_BASE_URL=backend.base_url(profile),
+        CHATGAME_OPENAI_API_KEY="sk-test-key",
+        CHATGAME_READ_TIMEOUT="3",
+        **env,
+    ).start()
+
+
+@pytest.fixture(scope="module", params=PROFILES)
+def profile_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_backend: FakeBackend,
+) -> Iterator[tuple[str, Server]]:
+    profile = request.param
+    server = live_server(tmp_path_factory.mktemp(f"live-{profile}"), fake_backend, profile)
+    yield profile, server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def openai_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_backend: FakeBackend
+) -> Iterator[Server]:
+    server = live_server(tmp_path_factory.mktemp("live-faults"), fake_backend, "openai")
+    yield server
+    server.stop()
+
+
+def narration_of_head(page: str) -> str:
+    blocks = re.findall(r'<div class="narration">(.*?)</div>', page, re.S)
+    return blocks[-1] if blocks else ""
+
+
+def notice_of_head(page: str) -> str:
+    notices = re.findall(r'<p class="notice notice--\w+">(.*?)</p>', page, re.S)
+    return re.sub(r"<[^>]+>", "", notices[-1]).strip() if notices else ""
+
+
+def meters(page: str) -> dict[str, int]:
+    found = re.findall(r'id="meter-(\w+)".*?aria-valuenow="(\d+)"', page, re.S)
+    return {name: int(value) for name, value in found}
+
+
+def test_a_full_turn_on_every_backend_profile(
+    profile_server: tuple[str, Server], fake_backend: FakeBackend
+) -> None:
+    profile, server = profile_server
+    player = Player(server)
+    game = player.new_game()
+    opening = player.finish_turn(game)
+    assert "The fake narrator hears you: the story begins." in opening
+    page = player.play_page(game)
+    assert "Follow the sound" in page
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    narration = player.finish_turn(game)
+    assert "The fake narrator hears you: Follow the sound." in narration
+    page = player.play_page(game)
+    assert "&#34;narration&#34;" not in page and "&#34;choices&#34;" not in page  # no raw JSON
+    assert meters(page)["resolve"] == 61 and meters(page)["suspicion"] == 25
+    assert "a wet ticket" in page
+    assert "The door was not closed by the wind." in page  # the hint
+    assert "msg--failed" not in page
+
+    for record in fake_backend.turn_requests(profile)[-2:]:
+        body = record["body"]
+        assert [m["role"] for m in body["messages"]].count("system") == 1
+        assert body["messages"][0]["role"] == "system"
+        assert "tools" not in body and "@" not in body["model"]
+        assert record["authorization"] == "Bearer sk-test-key"
+        if profile == "bridge":
+            assert body.get("chatgpt_image_intercept") is False
+        if profile == "to-api":  # what survives its "last system message only" rule
+            assert "OUTPUT FORMAT" in record["seen_messages"][-1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("stall", "went silent for 3 seconds"),
+        ("drop", "dropped in the middle of the reply"),
+        ("malformed", "malformed piece of the reply"),
+        ("429", "Try again in 7 seconds"),
+        ("500", "backend failed (500)"),
+        ("in-band", "You&#39;ve reached the current usage cap"),
+        ("truncate", "may have been cut off"),
+        ("empty", "sent an empty reply"),
+        ("length", "hit the length limit"),
+    ],
+)
+def test_faults_end_in_a_clear_message_with_text_kept_and_retry(
+    openai_server: Server, fake_backend: FakeBackend, fault: str, expected: str
+) -> None:
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    before = meters(player.play_page(game))
+    fake_backend.script("openai", fault=fault, after=12)
+    player.post(f"/games/{game}/turns", {"choice": "c1"})
+    player.finish_turn(game)
+    page = player.play_page(game)
+    assert "msg--failed" in page
+    assert expected in notice_of_head(page), notice_of_head(page)
+    assert "provider error" not in narration_of_head(page)
+    if fault not in ("429", "500", "empty"):
+        assert narration_of_head(page).strip(), "the partial text is kept"
+    assert meters(page) == before  # state unchanged
+    assert "Write this turn again" in page
+    # Retry writes the turn again, and this time it works
+    head = player.head_id(game)
+    assert player.post(f"/games/{game}/messages/{head}/retry").status_code == 303
+    assert "The fake narrator hears you" in player.finish_turn(game)
+    assert "msg--failed" not in player.play_page(game)
+
+
+def test_slow_first_token_still_makes_a_turn(
+    openai_server: Server, fake_backend: FakeBackend
+) -> None:
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    fake_backend.script("openai", fault="slow-first-token", first_token_s=1.5)
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    assert "The fake narrator hears you" in player.finish_turn(game)
+
+
+def test_non_json_output_is_a_readable_turn_with_state_unchanged(
+    openai_server: Server, fake_backend: FakeBackend
+) -> None:
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    before = meters(player.play_page(game))
+    fake_backend.script("openai", fault="non-json")
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    assert "only a story" in player.finish_turn(game)
+    page = player.play_page(game)
+    assert "msg--failed" not in page and "structured part" in page
+    assert meters(page) == before
+    assert len(re.findall(r'class="choice"', page)) >= 2
+
+
+@pytest.mark.parametrize("profile", ["to-api", "bridge"])
+def test_in_band_errors_of_each_bridge(
+    tmp_path: Path, fake_backend: FakeBackend, profile: str
+) -> None:
+    server = live_server(tmp_path, fake_backend, profile)
+    try:
+        player = Player(server)
+        game = player.new_game()
+        player.finish_turn(game)
+        fake_backend.script(profile, fault="in-band", after=10)
+        player.post(f"/games/{game}/turns", {"choice": "c0"})
+        player.finish_turn(game)
+        page = player.play_page(game)
+        assert "msg--failed" in page
+        assert "reported an error" in notice_of_head(page)
+        assert "[ERROR]" not in narration_of_head(page)
+        assert "ChatGPT provider error" not in narration_of_head(page)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("profile", ["openai", "bridge"])
+def test_stop_closes_the_stream_and_cancels_bridge_operations(
+    tmp_path: Path, fake_backend: FakeBackend, profile: str
+) -> None:
+    server = live_server(tmp_path, fake_backend, profile)
+    try:
+        player = Player(server)
+        game = player.new_game()
+        player.finish_turn(game)
+        fake_backend.script(profile, delay_ms=60)
+        player.post(f"/games/{game}/turns", {"choice": "c0"})
+        head = player.head_id(game)
+        player.stream(game, head, max_events=4)
+        assert player.post(f"/games/{game}/messages/{head}/stop", htmx=True).status_code == 204
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            record = fake_backend.turn_requests(profile)[-1]
+            if record.get("closed_early") or record.get("ended_by_cancel"):
+                break
+            time.sleep(0.1)
+        assert not record.get("completed")
+        assert record.get("closed_early") or record.get("ended_by_cancel")
+        if profile == "bridge":
+            cancels = fake_backend.log(profile, f"/chatgpt/operations/{record['operation']}/cancel")
+            assert len(cancels) == 1
+        page = player.play_page(game)
+        assert "msg--stopped" in page and narration_of_head(page).strip()
+    finally:
+        server.stop()
+
+
+def test_backend_down_is_a_readable_failure(tmp_path: Path) -> None:
+    server = make_server(tmp_path, CHATGAME_OPENAI_BASE_URL="http://127.0.0.1:9/v1").start()
+    try:
+        player = Player(server)
+        game = player.new_game()
+        player.finish_turn(game)
+        page = player.play_page(game)
+        assert "Could not reach the narrator" in notice_of_head(page)
+        assert "Write this turn again" in page
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("profile", "expected"),
+    [
+        ("openai", {"Model list": "yes", "JSON schema output": "yes", "Image generation": "yes"}),
+        ("llama", {"JSON schema output": "yes", "Image generation": "no"}),
+        ("bridge", {"JSON schema output": "no", "Operation cancel": "yes"}),
+        ("chat2api", {"Model list": "no", "Image generation": "no"}),
+        ("to-api", {"Model list": "yes", "Image generation": "no"}),
+    ],
+)
+def test_doctor_prints_the_capability_table(
+    fake_backend: FakeBackend, profile: str, expected: dict[str, str]
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "CHATGAME_OPENAI_BASE_URL": fake_backend.base_url(profile)}
+    result = subprocess.run(
+        [sys.executable, "-m", "game", "doctor"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, value in {"Streaming chat": "yes", **expected}.items():
+        assert re.search(rf"^{name}\s+{value}\b", result.stdout, re.M), result.stdout
+
+
+def test_settings_page_tests_the_connection(openai_server: Server) -> None:
+    player = Player(openai_server)
+    page = player.get("/about").text
+    assert "Test connection" in page and "sk-test-key" not in page
+    fragment = player.post("/about/probe", htmx=True)
+    assert fragment.status_code == 200
+    assert (
+        '<th scope="row">JSON schema output</th><td class="cap cap--yes">yes</td>' in fragment.text
+    )
+    assert "Checked 20" in player.get("/about").text  # cached in the database
+
+
+def test_mock_mode_has_nothing_to_test(player: Player) -> None:
+    assert player.post("/about/probe", htmx=True).status_code == 409
