@@ -58,7 +58,7 @@ class Server:
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
             try:
-                self.process.wait(15)
+                self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -213,12 +213,20 @@ class FakeBackend:
         httpx.post(f"{self.url}/_control/reset")
 
 
-def start_fake_backend(log_path: Path) -> FakeBackend:
+def start_fake_backend(log_path: Path, delay_ms: float = 3.0) -> FakeBackend:
     port = free_port()
     backend = FakeBackend(url=f"http://127.0.0.1:{port}")
     with log_path.open("ab") as log:
         backend.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fake_openai", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "tests.fake_openai",
+                "--port",
+                str(port),
+                "--delay-ms",
+                str(delay_ms),
+            ],
             cwd=ROOT,
             stdout=log,
             stderr=log,

@@ -30,6 +30,7 @@ scripts: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
 log: list[dict[str, Any]] = []
 operations: dict[str, dict[str, Any]] = {}
 _ids = itertools.count(1)
+DEFAULT_DELAY_MS = 3.0  # pause before each content piece unless a script says otherwise
 
 
 class Dropped(Exception):
@@ -194,7 +195,7 @@ async def chat(
             {"type": "http.response.body", "body": f"data: {line}\n\n".encode(), "more_body": True}
         )
 
-    delay = float(script.get("delay_ms", 3)) / 1000
+    delay = float(script.get("delay_ms", DEFAULT_DELAY_MS)) / 1000
     text = reply_text(profile, body, script)
     parts = pieces(text, profile)
     if fault == "empty":
@@ -361,7 +362,10 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay-ms", type=float, default=3.0, help="pause before each piece")
     args = parser.parse_args()
+    global DEFAULT_DELAY_MS
+    DEFAULT_DELAY_MS = args.delay_ms
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="critical", lifespan="on")
 
 

@@ -25,7 +25,7 @@ def meters(page: str) -> dict[str, int]:
 def test_opening_streams_then_choices_hint_and_state(player: Player) -> None:
     game = player.new_game(name="Mara Quill", cast="pim")
     page = player.play_page(game)
-    assert 'role="log"' in page and 'data-stream-url="' in page
+    assert 'role="log"' in page
     narration = player.finish_turn(game)
     assert "Mara Quill" in narration and "Pim" in narration
     page = player.play_page(game)
@@ -255,7 +255,7 @@ def test_sigterm_mid_turn_saves_it_as_interrupted(own_server: Server) -> None:
     game = player.new_game()
     player.stream(game, player.head_id(game), max_events=20)
     own_server.stop(signal.SIGTERM)
-    assert "saved 1 running turn(s) as interrupted" in own_server.log()
+    assert "saved 1 running turn(s) as interrupted" in own_server.log(), own_server.log()
     own_server.start()
     page = player.play_page(game)
     assert "msg--interrupted" in page

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from game.play.catalog import Catalog
 from game.play.turns import TurnRejected
-from game.store.models import Game
+from game.store.models import Game, new_id
 from game.store.repo import GameRepo
 
 TITLE_CHARS = 80
@@ -36,7 +36,7 @@ def clean_title(raw: str) -> str:
 
 
 async def create_game(repo: GameRepo, catalog: Catalog, form: NewGameForm) -> Game:
-    """Create the game row (the opening turn is started by the turn service)."""
+    """Add the game row to the session (the turn service commits it with the opening)."""
     if form.world not in catalog.worlds:
         raise TurnRejected("Pick one of the worlds on the list.")
     route = catalog.routes.get(form.route)
@@ -45,6 +45,7 @@ async def create_game(repo: GameRepo, catalog: Catalog, form: NewGameForm) -> Ga
     if form.cast not in catalog.cast:
         raise TurnRejected("Pick a companion from the list.")
     game = Game(
+        id=new_id(),
         player_id=repo.player_id,
         title=clean_title(f"{route.title} · {form.player_name}"),
         world_id=form.world,
@@ -54,5 +55,4 @@ async def create_game(repo: GameRepo, catalog: Catalog, form: NewGameForm) -> Ga
         origin=form.origin,
     )
     repo.session.add(game)
-    await repo.session.flush()
     return game

@@ -19,6 +19,7 @@ class LiveTurn:
     """One turn in progress in this process."""
 
     message_id: str
+    game_id: str = ""
     text: str = ""
     finished: bool = False
     task: asyncio.Task | None = None
@@ -59,10 +60,18 @@ class TurnHub:
     def __init__(self) -> None:
         self._turns: dict[str, LiveTurn] = {}
 
-    def open(self, message_id: str) -> LiveTurn:
-        turn = LiveTurn(message_id)
+    def open(self, message_id: str, game_id: str = "") -> LiveTurn:
+        turn = LiveTurn(message_id, game_id)
         self._turns[message_id] = turn
         return turn
+
+    def discard(self, message_id: str) -> None:
+        """Forget a turn that never started (its rows were not committed)."""
+        self._turns.pop(message_id, None)
+
+    def running_for(self, game_id: str) -> bool:
+        """Whether this process is writing a turn of the game right now."""
+        return any(t.game_id == game_id and not t.finished for t in self._turns.values())
 
     def get(self, message_id: str) -> LiveTurn | None:
         return self._turns.get(message_id)

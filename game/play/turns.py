@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections import OrderedDict
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from game.ai.provider import Provider, ProviderError, TurnContext, TurnRequest
@@ -23,12 +23,14 @@ from game.play.live import TurnHub
 from game.play.prompts import build_messages
 from game.play.state import StoryState, merge_state
 from game.play.turn_format import NarrationStream, TurnFormatError, parse_turn
-from game.store.models import Game, Message
+from game.store.models import Game, Message, new_id
 from game.store.repo import GameRepo
 
 log = logging.getLogger(__name__)
 
-SAVE_PARTIAL_EVERY = 1.0  # seconds between saves of a streaming reply's text
+SAVE_PARTIAL_EVERY = 1.0  # seconds between saves of streaming replies' text
+HISTORY_MESSAGES = 24  # recent messages of the branch the prompt is built from
+HISTORY_CACHE_GAMES = 2000  # games whose recent history this process remembers
 FALLBACK_CHOICES = ["Look around carefully", "Press on", "Wait and listen"]
 NOT_JSON_NOTICE = (
     "The narrator answered without the game's structured part, so the story state did not "
@@ -38,7 +40,21 @@ UNREADABLE_STATE_NOTICE = (
     "The narrator's choices and state changes were unreadable this turn, so the story state "
     "did not change."
 )
+STOPPED_NOTICE = "You stopped the narrator here."
 INTERRUPTED_NOTICE = "The game stopped while this turn was being written."
+
+
+@dataclass
+class TurnPlan:
+    """A turn about to be written: its model request and what it builds on."""
+
+    game_id: str
+    reply_id: str
+    request: TurnRequest
+    history: list[tuple[str, str]]  # the branch before the reply, for the next turn's cache
+    state_before: StoryState
+    choices_before: list[str]
+    committed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class TurnRejected(ValueError):
@@ -59,32 +75,30 @@ class TurnService:
     hub: TurnHub
     max_action_chars: int = 2000
     closing: bool = False
+    # Recent branch text per game, keyed by head id: spares the database on the turn's hot path.
+    _history: OrderedDict[str, tuple[str, list[tuple[str, str]]]] = field(
+        default_factory=OrderedDict
+    )
+    _unsaved: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _saver: asyncio.Task | None = None
 
     # ---- starting turns -------------------------------------------------------------------
 
-    async def start_opening(
-        self, repo: GameRepo, game: Game, parent_id: str | None = None
-    ) -> Message:
-        """Add the opening narration (or a retry of it) and start writing it."""
-        message = Message(
-            game_id=game.id, parent_id=parent_id, depth=0, role="assistant", status="streaming"
-        )
-        repo.session.add(message)
-        await repo.session.flush()
-        game.head_id = message.id
-        repo.touch(game)
-        await repo.session.commit()
-        self._spawn(message.id)
-        return message
+    async def start_opening(self, repo: GameRepo, game: Game) -> Message:
+        """Add the opening narration and start writing it."""
+        reply = Message(id=new_id(), game_id=game.id, depth=0, role="assistant", status="streaming")
+        plan = self._plan(game, reply, anchor=None, action="", history=[])
+        await self._launch(repo, game, plan, [reply])
+        return reply
 
     async def post_action(
         self, repo: GameRepo, game: Game, *, text: str = "", choice_id: str = ""
-    ) -> Message:
-        """Commit the player's action and start the narrator's reply; returns the reply row."""
+    ) -> list[Message]:
+        """Commit the player's action and start the narrator's reply; returns both rows."""
         head = await repo.get_message(game, game.head_id) if game.head_id else None
         if head is None or head.role != "assistant":
             raise TurnRejected("This game has nothing to answer yet.", 409)
-        if head.status == "streaming" or await repo.streaming_message(game):
+        if head.status == "streaming" or self.hub.running_for(game.id):
             raise TurnRejected(
                 "The narrator is still writing. Wait for the turn to end, or stop it.", 409
             )
@@ -106,44 +120,120 @@ class TurnService:
                 )
 
         user = Message(
-            game_id=game.id, parent_id=head.id, depth=head.depth + 1, role="user", content=action
+            id=new_id(),
+            game_id=game.id,
+            parent_id=head.id,
+            depth=head.depth + 1,
+            role="user",
+            content=action,
         )
-        repo.session.add(user)
-        await repo.session.flush()
         reply = Message(
+            id=new_id(),
             game_id=game.id,
             parent_id=user.id,
             depth=user.depth + 1,
             role="assistant",
             status="streaming",
         )
-        repo.session.add(reply)
-        await repo.session.flush()
-        game.head_id = reply.id
+        history = await self._history_to(repo, game, head)
+        plan = self._plan(game, reply, anchor=head, action=action, history=history)
         game.turn_count += 1
-        repo.touch(game)
-        await repo.session.commit()
-        self._spawn(reply.id)
-        return reply
+        await self._launch(repo, game, plan, [user, reply])
+        return [user, reply]
 
     async def retry(self, repo: GameRepo, game: Game, message: Message) -> Message:
         """Write a failed, stopped or interrupted reply again, as a new alternative of it."""
         if message.id != game.head_id or message.role != "assistant" or message.is_live:
             raise TurnRejected("Only the latest, finished turn can be retried.", 409)
+        user = await repo.get_message(game, message.parent_id) if message.parent_id else None
+        anchor = await repo.get_message(game, user.parent_id) if user and user.parent_id else None
         reply = Message(
+            id=new_id(),
             game_id=game.id,
             parent_id=message.parent_id,
             depth=message.depth,
             role="assistant",
             status="streaming",
         )
-        repo.session.add(reply)
-        await repo.session.flush()
-        game.head_id = reply.id
-        repo.touch(game)
-        await repo.session.commit()
-        self._spawn(reply.id)
+        history = await self._history_to(repo, game, anchor) if anchor else []
+        action = user.content if user else ""
+        plan = self._plan(game, reply, anchor=anchor, action=action, history=history)
+        await self._launch(repo, game, plan, [reply])
         return reply
+
+    async def _history_to(
+        self, repo: GameRepo, game: Game, anchor: Message
+    ) -> list[tuple[str, str]]:
+        """(role, text) of the branch up to `anchor`: from this process's cache, or the database."""
+        cached = self._history.get(game.id)
+        if cached is not None and cached[0] == anchor.id:
+            return cached[1]
+        path = await repo.branch(game, limit=HISTORY_MESSAGES, head_id=anchor.id)
+        return [(m.role, m.content) for m in path if m.content]
+
+    def _remember(self, game_id: str, head_id: str, history: list[tuple[str, str]]) -> None:
+        self._history[game_id] = (head_id, history[-HISTORY_MESSAGES:])
+        self._history.move_to_end(game_id)
+        while len(self._history) > HISTORY_CACHE_GAMES:
+            self._history.popitem(last=False)
+
+    def _plan(
+        self,
+        game: Game,
+        reply: Message,
+        *,
+        anchor: Message | None,
+        action: str,
+        history: list[tuple[str, str]],
+    ) -> TurnPlan:
+        """The model request for `reply`, built from what is already in memory."""
+        route = self.catalog.routes[game.route_id]
+        state = StoryState.model_validate(anchor.state) if anchor and anchor.state else route.state
+        ctx = TurnContext(
+            game_id=game.id,
+            world=self.catalog.worlds[game.world_id],
+            route=route,
+            cast=self.catalog.cast[game.cast_id],
+            player_name=game.player_name,
+            origin=game.origin,
+            turn_number=reply.depth // 2,
+            action=action,
+            state=state,
+            recent_narration=[t for r, t in history if r == "assistant"][-3:],
+        )
+        if action:
+            history = [*history, ("user", action)]
+        return TurnPlan(
+            game_id=game.id,
+            reply_id=reply.id,
+            request=TurnRequest(
+                messages=build_messages(ctx, history[:-1] if action else history), context=ctx
+            ),
+            history=history,
+            state_before=state,
+            choices_before=(anchor.choices if anchor and anchor.choices else route.choices),
+        )
+
+    async def _launch(
+        self, repo: GameRepo, game: Game, plan: TurnPlan, rows: list[Message]
+    ) -> None:
+        """Start the generation, then commit the new rows; the task writes only after the commit.
+
+        Starting first lets the model begin while the database works: the player waits for
+        the slower of the two, not for both.
+        """
+        live = self.hub.open(plan.reply_id, plan.game_id)
+        live.task = asyncio.create_task(self._generate(plan), name=f"turn-{plan.reply_id}")
+        repo.session.add_all(rows)
+        game.head_id = plan.reply_id
+        repo.touch(game)
+        try:
+            await repo.session.commit()
+        except BaseException:
+            live.task.cancel()
+            self.hub.discard(plan.reply_id)
+            raise
+        plan.committed.set()
 
     async def stop(self, repo: GameRepo, game: Game, message: Message) -> None:
         """End generation now; the partial reply is kept and marked stopped."""
@@ -153,8 +243,9 @@ class TurnService:
             await asyncio.wait({live.task}, timeout=5)
             return
         if message.is_live:  # no task here (lost in a crash): settle the row directly
-            message.status = "stopped"
-            await repo.session.commit()
+            plan = await self._plan_from_database(message.id)
+            if plan is not None:
+                await self._finish(plan, message.raw, message.content, "stopped", STOPPED_NOTICE)
 
     async def recover_interrupted(self) -> int:
         """At start-up: turns left streaming by a crash keep their text, marked interrupted."""
@@ -167,7 +258,9 @@ class TurnService:
                 )
             ).all()
         for message_id, raw, content in rows:
-            await self._finish(message_id, raw, content, "interrupted", INTERRUPTED_NOTICE)
+            plan = await self._plan_from_database(message_id)
+            if plan is not None:
+                await self._finish(plan, raw, content, "interrupted", INTERRUPTED_NOTICE)
         return len(rows)
 
     async def shutdown(self, grace: float = 5.0) -> int:
@@ -180,43 +273,38 @@ class TurnService:
             await asyncio.wait(tasks, timeout=grace)
         return len(tasks)
 
-    def _spawn(self, message_id: str) -> None:
-        live = self.hub.open(message_id)
-        live.task = asyncio.create_task(self._generate(message_id), name=f"turn-{message_id}")
-
     # ---- running a turn --------------------------------------------------------------------
 
-    async def _generate(self, message_id: str) -> None:
-        live = self.hub.get(message_id)
+    async def _generate(self, plan: TurnPlan) -> None:
+        live = self.hub.get(plan.reply_id)
         assert live is not None
         raw_parts: list[str] = []
         narration = NarrationStream()
         outcome, notice = "done", ""
         try:
-            request = await self._request_for(message_id)
-            last_save = time.monotonic()
             # aclosing: a Stop that lands between chunks still runs the provider's clean-up.
-            async with aclosing(self.provider.stream_turn(request)) as chunks:
+            async with aclosing(self.provider.stream_turn(plan.request)) as chunks:
                 async for chunk in chunks:
                     raw_parts.append(chunk)
                     live.append(narration.feed(chunk))
-                    if time.monotonic() - last_save > SAVE_PARTIAL_EVERY:
-                        await self._save_partial(message_id, live.text, "".join(raw_parts))
-                        last_save = time.monotonic()
+                    if plan.committed.is_set():  # its row exists: it can be saved
+                        self._unsaved[plan.reply_id] = (live.text, "".join(raw_parts))
+                        self._ensure_saver()
         except asyncio.CancelledError:
             if self.closing:
                 outcome, notice = "interrupted", INTERRUPTED_NOTICE
             else:
-                outcome, notice = "stopped", "You stopped the narrator here."
+                outcome, notice = "stopped", STOPPED_NOTICE
         except ProviderError as exc:
             outcome, notice = "failed", str(exc)
         except Exception:  # a bug must not leave the turn hanging: keep the text, say so
-            log.exception("turn %s failed", message_id)
+            log.exception("turn %s failed", plan.reply_id)
             outcome, notice = "failed", "Something went wrong while writing this turn."
+        self._unsaved.pop(plan.reply_id, None)
         try:
             await asyncio.shield(
                 self._finish(
-                    message_id,
+                    plan,
                     "".join(raw_parts),
                     live.text,
                     outcome,
@@ -225,66 +313,59 @@ class TurnService:
                 )
             )
         finally:
-            self.hub.close(message_id)
+            self.hub.close(plan.reply_id)
 
-    async def _request_for(self, message_id: str) -> TurnRequest:
+    def _ensure_saver(self) -> None:
+        if self._saver is None or self._saver.done():
+            self._saver = asyncio.create_task(self._save_partials(), name="partial-saver")
+
+    async def _save_partials(self) -> None:
+        """About once a second, save every streaming reply's text so far, in one transaction.
+
+        One batched write for all live turns keeps the database cost flat as turns multiply;
+        what was saved survives a crash and is shown as the interrupted turn's text.
+        """
+        while self._unsaved:
+            await asyncio.sleep(SAVE_PARTIAL_EVERY)
+            batch = [
+                {"reply_id": reply_id, "text": text, "raw_text": raw}
+                for reply_id, (text, raw) in list(self._unsaved.items())
+            ]
+            if not batch:
+                continue
+            table = Message.__table__
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("reply_id"), table.c.status == "streaming")
+                .values(content=bindparam("text"), raw=bindparam("raw_text"))
+            )
+            try:
+                async with self.sessions() as session:
+                    await session.execute(statement, batch)
+                    await session.commit()
+            except Exception:  # a missed save only costs crash safety; keep streaming
+                log.exception("saving partial turns failed")
+
+    async def _plan_from_database(self, message_id: str) -> TurnPlan | None:
+        """What a turn built on, read back from the database (for turns without a live task)."""
         async with self.sessions() as session:
             message = await session.get(Message, message_id)
-            assert message is not None
+            if message is None:
+                return None
             game = await session.get(Game, message.game_id)
+            user = await session.get(Message, message.parent_id) if message.parent_id else None
+            anchor = await session.get(Message, user.parent_id) if user and user.parent_id else None
             assert game is not None
-            repo = GameRepo(session, game.player_id)
-            history: list[tuple[str, str]] = []
-            action = ""
-            if message.parent_id:
-                saved_head, game.head_id = game.head_id, message.parent_id
-                path = await repo.branch(game, limit=24)
-                game.head_id = saved_head
-                action = path[-1].content
-                history = [(m.role, m.content) for m in path[:-1] if m.content]
-            ctx = TurnContext(
-                game_id=game.id,
-                world=self.catalog.worlds[game.world_id],
-                route=self.catalog.routes[game.route_id],
-                cast=self.catalog.cast[game.cast_id],
-                player_name=game.player_name,
-                origin=game.origin,
-                turn_number=message.depth // 2,
-                action=action,
-                state=await self._state_before(session, game, message),
-                recent_narration=[t for r, t in history if r == "assistant"][-3:],
+            plan = self._plan(
+                game, message, anchor=anchor, action=user.content if user else "", history=[]
             )
-            await session.rollback()  # nothing here is meant to be written
-        return TurnRequest(messages=build_messages(ctx, history), context=ctx)
-
-    async def _state_before(self, session, game: Game, message: Message) -> StoryState:  # type: ignore[no-untyped-def]
-        """The snapshot this turn builds on: the previous assistant turn's, or the route's."""
-        previous = await self._previous_reply(session, message)
-        if previous is not None and previous.state is not None:
-            return StoryState.model_validate(previous.state)
-        return self.catalog.routes[game.route_id].state
-
-    @staticmethod
-    async def _previous_reply(session, message: Message) -> Message | None:  # type: ignore[no-untyped-def]
-        if not message.parent_id:
-            return None
-        user = await session.get(Message, message.parent_id)
-        if user is None or not user.parent_id:
-            return None
-        return await session.get(Message, user.parent_id)
-
-    async def _save_partial(self, message_id: str, text: str, raw: str) -> None:
-        async with self.sessions() as session:
-            await session.execute(
-                update(Message)
-                .where(Message.id == message_id, Message.status == "streaming")
-                .values(content=text, raw=raw)
-            )
-            await session.commit()
+            await session.rollback()
+        plan.committed.set()
+        return plan
 
     async def _finish(
         self,
-        message_id: str,
+        plan: TurnPlan,
         raw: str,
         streamed: str,
         outcome: str,
@@ -292,21 +373,19 @@ class TurnService:
         narration_complete: bool = False,
     ) -> None:
         """Store the finished turn in one transaction."""
+        try:
+            await asyncio.wait_for(plan.committed.wait(), timeout=30)
+        except TimeoutError:  # its rows were never committed: nothing to store
+            return
+        before = plan.state_before
         async with self.sessions() as session:
-            message = await session.get(Message, message_id)
+            message = await session.get(Message, plan.reply_id)
             if message is None:  # the game was deleted meanwhile
                 return
-            game = await session.get(Game, message.game_id)
-            assert game is not None
-            before = await self._state_before(session, game, message)
-            previous = await self._previous_reply(session, message)
-            old_choices = (previous.choices if previous else None) or (
-                self.catalog.routes[game.route_id].choices
-            )
             message.raw = raw
             message.content = streamed.strip()
             message.state = before.model_dump()
-            message.choices = old_choices
+            message.choices = plan.choices_before
             message.status, message.notice = outcome, notice
             if outcome == "done":
                 try:
@@ -330,6 +409,10 @@ class TurnService:
                     if "not_json" in turn.problems:
                         message.notice = NOT_JSON_NOTICE
             await session.commit()
+            if message.content:
+                self._remember(
+                    plan.game_id, message.id, [*plan.history, ("assistant", message.content)]
+                )
 
 
 def _choice_index(choice_id: str) -> int | None:

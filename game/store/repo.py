@@ -34,13 +34,19 @@ class GameRepo:
         query = select(Message).where(Message.id == message_id, Message.game_id == game.id)
         return (await self.session.scalars(query)).first()
 
-    async def branch(self, game: Game, limit: int | None = None) -> list[Message]:
-        """The messages from the root to the game's head, oldest first (the last `limit`)."""
-        if game.head_id is None:
+    async def branch(
+        self, game: Game, limit: int | None = None, head_id: str | None = None
+    ) -> list[Message]:
+        """The messages from the root to the head (default: the game's), oldest first.
+
+        With `limit`, only the last `limit` messages of the branch.
+        """
+        head_id = head_id or game.head_id
+        if head_id is None:
             return []
         path = (
             select(Message.id, Message.parent_id, Message.depth)
-            .where(Message.id == game.head_id, Message.game_id == game.id)
+            .where(Message.id == head_id, Message.game_id == game.id)
             .cte("path", recursive=True)
         )
         path = path.union_all(

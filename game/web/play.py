@@ -74,13 +74,12 @@ async def post_turn(request: Request, repo: GameRepo, game_id: str) -> Response:
     game = await load_game(repo, game_id)
     form = await request.form()
     turns: TurnService = request.app.state.turns
-    await turns.post_action(
+    added = await turns.post_action(
         repo, game, text=str(form.get("action", "")), choice_id=str(form.get("choice", ""))
     )
     if not _is_htmx(request):
         return Redirect(f"/games/{game.id}", status_code=303)
-    messages = await repo.branch(game, limit=8)
-    return Template("_turn_started.html", context=turn_view(request, game, messages))
+    return Template("_turn_started.html", context=turn_view(request, game, added))
 
 
 @get(
