@@ -25,7 +25,15 @@ def make_engine(settings: Settings) -> AsyncEngine:
     if not settings.is_sqlite:
         return create_async_engine(settings.sqlalchemy_url, pool_pre_ping=True)
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(settings.sqlalchemy_url, connect_args={"timeout": 15})
+    # Each request may hold a connection while it queues for the single SQLite writer, so the
+    # pool must cover the requests in flight (a connection is one small thread).
+    engine = create_async_engine(
+        settings.sqlalchemy_url,
+        connect_args={"timeout": 15},
+        pool_size=10,
+        max_overflow=200,
+        pool_timeout=60,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
