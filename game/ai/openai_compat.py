@@ -17,7 +17,7 @@ import openai
 
 from game.ai.backend_errors import find_in_band_error, from_exception
 from game.ai.capabilities import Capabilities
-from game.ai.provider import ProviderError, TurnRequest
+from game.ai.provider import ProviderError, TruncatedReply, TurnRequest
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,16 @@ OPERATION_HEADER = "x-chatgpt-operation-id"
 TURN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "narration": {"type": "string"},
-        "choices": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 4},
-        "hint": {"type": "string"},
+        # Length caps keep small local models (which follow the schema token by token) from
+        # rambling until the server's token limit cuts the JSON off.
+        "narration": {"type": "string", "maxLength": 1200},
+        "choices": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 80},
+            "minItems": 2,
+            "maxItems": 4,
+        },
+        "hint": {"type": "string", "maxLength": 160},
         "state": {
             "type": "object",
             "properties": {
@@ -143,7 +150,7 @@ class OpenAICompatProvider:
         if not text.strip():
             raise ProviderError("The narrator sent an empty reply. Try again.")
         if finish_reason == "length":
-            raise ProviderError("The narrator's reply hit the length limit and was cut off.")
+            raise TruncatedReply("The narrator's reply hit the length limit and was cut off.")
 
     async def cancel_operation(self, operation_id: str) -> None:
         """Ask a chatgpt-api bridge to stop the operation behind a stream (best effort)."""

@@ -19,6 +19,10 @@ class ProviderError(RuntimeError):
         self.retryable = retryable
 
 
+class TruncatedReply(ProviderError):
+    """The reply was cut off (a length limit); what arrived may still be a readable turn."""
+
+
 @dataclass(frozen=True)
 class TurnContext:
     """What the turn is about, in structured form (the mock narrator works from this)."""

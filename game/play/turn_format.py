@@ -66,8 +66,8 @@ class NarrationStream:
 
     @property
     def complete(self) -> bool:
-        """True once the narration string has been closed (the story part arrived whole)."""
-        return self._mode == "done"
+        """True once the story part can stand alone: a closed narration string, or plain prose."""
+        return self._mode == "done" or (self._mode == "plain" and bool(self._raw.strip()))
 
     def feed(self, chunk: str) -> str:
         """Consume a chunk of raw model output; return newly decoded narration."""

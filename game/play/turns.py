@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from game.ai.provider import Provider, ProviderError, TurnContext, TurnRequest
+from game.ai.provider import Provider, ProviderError, TruncatedReply, TurnContext, TurnRequest
 from game.play.catalog import Catalog
 from game.play.live import TurnHub
 from game.play.prompts import build_messages
@@ -295,6 +295,9 @@ class TurnService:
                 outcome, notice = "interrupted", INTERRUPTED_NOTICE
             else:
                 outcome, notice = "stopped", STOPPED_NOTICE
+        except TruncatedReply as exc:
+            # A whole narration with a cut-off structured part is still a readable turn.
+            outcome, notice = ("done", "") if narration.complete else ("failed", str(exc))
         except ProviderError as exc:
             outcome, notice = "failed", str(exc)
         except Exception:  # a bug must not leave the turn hanging: keep the text, say so
