@@ -74,7 +74,9 @@ def test_parse_plain_prose_is_kept_as_narration() -> None:
     assert turn.choices == []
 
 
-@pytest.mark.parametrize("raw", ["", "   ", '{"choices": ["a", "b"]}', "{not json at all"])
+@pytest.mark.parametrize(
+    "raw", ["", "   ", '{"choices": ["a", "b"]}', "{not json at all", '{"narration": "..."}', "..."]
+)
 def test_parse_rejects_output_with_nothing_to_read(raw: str) -> None:
     with pytest.raises(TurnFormatError):
         parse_turn(raw)

@@ -198,13 +198,15 @@ def parse_turn(raw: str) -> ParsedTurn:
     data = _load_object(body) if body else None
     if data is None:
         prose = _FENCE.sub("", text).strip()
-        if not prose or prose.startswith("{"):
+        if not any(ch.isalpha() for ch in prose) or prose.startswith("{"):
             raise TurnFormatError("The narrator's reply could not be read.")
         return ParsedTurn(narration=prose, problems=["not_json"])
 
     problems: list[str] = []
     narration = _pick(data, "narration")
     narration = narration.strip() if isinstance(narration, str) else ""
+    if not any(ch.isalpha() for ch in narration):  # "...", "-", "" : nothing to read
+        narration = ""
     if not narration:
         leading = text[: text.find("{")].strip() if "{" in text else ""
         if not leading:

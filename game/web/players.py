@@ -49,8 +49,12 @@ def player_middleware(secret: str, secure: bool = False):  # type: ignore[no-unt
                 player_id, new = secrets.token_hex(16), True
             scope.setdefault("state", {})["player_id"] = player_id
 
+            if not new:  # nothing to add: don't wrap every chunk of long streams
+                await app(scope, receive, send)
+                return
+
             async def send_with_cookie(message: Message) -> None:
-                if new and message["type"] == "http.response.start":
+                if message["type"] == "http.response.start":
                     cookie = (
                         f"{COOKIE}={sign(player_id, secret)}; Path=/; Max-Age={MAX_AGE}; "
                         f"HttpOnly; SameSite=Lax{'; Secure' if secure else ''}"
