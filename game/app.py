@@ -16,14 +16,16 @@ from litestar.template.config import TemplateConfig
 
 from game.ai.mock import MockProvider
 from game.ai.openai_compat import OpenAICompatProvider, make_client
+from game.ai.painters import MockPainter, OpenAIPainter, Painter
 from game.ai.provider import Provider
+from game.play.art import ArtService
 from game.play.backends import BackendService
 from game.play.catalog import load_catalog
 from game.play.live import TurnHub
 from game.play.turns import TurnService
 from game.settings import PROJECT_ROOT, Settings, load_settings
 from game.store.db import make_engine, make_sessionmaker, migrate
-from game.web import errors, pages, play
+from game.web import art_pages, errors, pages, play
 from game.web.players import player_middleware
 from game.web.templating import configure_environment
 
@@ -55,6 +57,13 @@ def make_provider(settings: Settings) -> Provider:
     return MockProvider(delay_ms=settings.mock_delay_ms, scenario=settings.mock_scenario)
 
 
+def make_painter(settings: Settings, provider: Provider) -> Painter:
+    """The scene painter for the configured mode."""
+    if isinstance(provider, OpenAICompatProvider):
+        return OpenAIPainter(provider.client, settings.image_model)
+    return MockPainter(delay_ms=settings.mock_delay_ms)
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the Litestar app. Everything process-wide lives on `app.state`."""
     settings = settings or load_settings()
@@ -63,12 +72,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     backends = BackendService(sessions, settings)
+    art = ArtService(
+        sessions, make_painter(settings, provider), settings.image_dir, settings.image_concurrency
+    )
     turns = TurnService(
         sessions=sessions,
         catalog=catalog,
         provider=provider,
         hub=TurnHub(),
         max_action_chars=settings.max_action_chars,
+        art=art,
     )
 
     @asynccontextmanager
@@ -80,9 +93,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         recovered = await turns.recover_interrupted()
         if recovered:
             log.warning("marked %d turn(s) interrupted by the last shutdown", recovered)
+        requeued = await art.recover()
+        if requeued:
+            log.warning("%d scene picture(s) were being painted at the last shutdown", requeued)
+        art.start()
         try:
             yield
         finally:
+            await art.stop()
             saved = await turns.shutdown()
             if saved:
                 log.warning("shutting down: saved %d running turn(s) as interrupted", saved)
@@ -95,6 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             *pages.handlers,
             *play.handlers,
+            *art_pages.handlers,
             create_static_files_router(
                 path="/static",
                 directories=[PROJECT_ROOT / "static"],
@@ -114,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "sessions": sessions,
                 "turns": turns,
                 "backends": backends,
+                "art": art,
             }
         ),
         request_max_body_size=1024 * 1024,

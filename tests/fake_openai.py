@@ -254,17 +254,66 @@ async def chat(
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def images(profile: str, body: dict[str, Any], send: Any) -> None:
+def png_bytes(text: str) -> bytes:
+    """A small real PNG whose colour depends on the text."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    digest = hashlib.sha256(text.encode()).digest()
+    out = io.BytesIO()
+    Image.new("RGB", (64, 36), tuple(digest[:3])).save(out, format="PNG")
+    return out.getvalue()
+
+
+files: dict[str, bytes] = {}
+
+
+async def images(profile: str, body: dict[str, Any], send: Any, host: str) -> None:
+    """Image generation; a queued `image` script picks the answer's shape or fault."""
     if profile in ("llama", "to-api"):
         await send_json(send, 404, {"detail": "Not Found"})
-    elif profile == "chat2api":
+        return
+    if profile == "chat2api":
         await send_json(send, 200, "null")
-    elif body.get("n", 1) != 1 or not body.get("prompt"):
+        return
+    if body.get("n", 1) != 1 or not body.get("prompt"):
         await send_json(
             send, 400, error_body(profile, 400, "n must be 1 and a prompt given", "bad")
         )
+        return
+    queue = scripts[f"{profile}:image"]
+    default = "relative" if profile == "bridge" else "b64"
+    kind = queue.popleft().get("kind", default) if queue else default
+    if kind == "slow":
+        await asyncio.sleep(2.0)
+        kind = "b64"
+    if kind == "null":
+        await send_json(send, 200, "null")
+    elif kind == "404":
+        await send_json(send, 404, {"detail": "Not Found"})
+    elif kind == "429":
+        await send_json(
+            send,
+            429,
+            error_body(profile, 429, "image rate limit", "rate_limited"),
+            [(b"retry-after", b"30")],
+        )
+    elif kind == "b64":
+        import base64
+
+        data = base64.b64encode(png_bytes(body["prompt"])).decode()
+        await send_json(send, 200, {"created": 1, "data": [{"b64_json": data}]})
     else:
-        await send_json(send, 200, {"created": 1, "data": [{"b64_json": ""}]})
+        name = f"img{next(_ids)}.png"
+        files[name] = png_bytes(body["prompt"])
+        link = {
+            "url": f"http://{host}/files/{name}",
+            "relative": f"/v1/chatgpt/files/f{name.split('.')[0]}/{name}",
+            "foreign": f"http://203.0.113.9/files/{name}",
+        }[kind]
+        await send_json(send, 200, {"created": 1, "data": [{"url": link, "download_url": link}]})
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -299,6 +348,19 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         scripts.clear()
         log.clear()
         await send_json(send, 200, {"ok": True})
+        return
+
+    file = re.fullmatch(r"(?:/files|/v1/chatgpt/files/\w+)/(\w+\.png)", path)
+    if file and file.group(1) in files:
+        log.append({"profile": "files", "method": method, "route": path, "body": {}})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"image/png")],
+            }
+        )
+        await send({"type": "http.response.body", "body": files[file.group(1)]})
         return
 
     match = re.fullmatch(r"/([\w-]+)/v1(/.*)", path)
@@ -338,7 +400,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         elif route == "/chat/completions" and method == "POST":
             await chat(profile, body, send, disconnected, record)
         elif route == "/images/generations" and method == "POST":
-            await images(profile, body, send)
+            await images(profile, body, send, headers.get("host", ""))
         elif profile == "bridge" and (
             op := re.fullmatch(r"/chatgpt/operations/(.+)/cancel", route)
         ):

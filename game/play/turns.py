@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from game.ai.provider import Provider, ProviderError, TruncatedReply, TurnContext, TurnRequest
+from game.play.art import ArtService, new_job, wants_picture
 from game.play.catalog import Catalog
 from game.play.live import TurnHub
 from game.play.prompts import build_messages
@@ -74,6 +75,7 @@ class TurnService:
     provider: Provider
     hub: TurnHub
     max_action_chars: int = 2000
+    art: ArtService | None = None
     closing: bool = False
     # Recent branch text per game, keyed by head id: spares the database on the turn's hot path.
     _history: OrderedDict[str, tuple[str, list[tuple[str, str]]]] = field(
@@ -411,7 +413,16 @@ class TurnService:
                     message.choices = turn.choices if len(turn.choices) >= 2 else FALLBACK_CHOICES
                     if "not_json" in turn.problems:
                         message.notice = NOT_JSON_NOTICE
+            queued_art = False
+            if self.art is not None and message.status == "done" and message.scene:
+                game = await session.get(Game, plan.game_id)
+                if game is not None and wants_picture(game.image_mode, message.scene):
+                    world = self.catalog.worlds[game.world_id]
+                    session.add(new_job(game, message.scene, world, message.id))
+                    queued_art = True
             await session.commit()
+            if queued_art and self.art is not None:
+                self.art.wake()
             if message.content:
                 self._remember(
                     plan.game_id, message.id, [*plan.history, ("assistant", message.content)]

@@ -40,6 +40,7 @@ class Game(Base):
     # The newest message on the branch being played; the story is the path from it to the root.
     head_id: Mapped[str | None] = mapped_column(String(32), default=None)
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
+    image_mode: Mapped[str] = mapped_column(String(16), default="suggest")  # off|suggest|force
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -82,3 +83,27 @@ class BackendCapabilities(Base):
     base_url: Mapped[str] = mapped_column(String(500), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ArtJob(Base):
+    """A scene picture to paint: queued -> running -> done | failed | cancelled."""
+
+    __tablename__ = "art_jobs"
+    __table_args__ = (Index("ix_art_jobs_status_created", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    game_id: Mapped[str] = mapped_column(ForeignKey("games.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    operation_id: Mapped[str] = mapped_column(String(100), default="")
+    image: Mapped[str] = mapped_column(String(100), default="")  # file name under the image dir
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")

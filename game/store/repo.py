@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from game.store.models import Game, Message, utcnow
+from game.store.models import ArtJob, Game, Message, utcnow
 
 
 class GameRepo:
@@ -63,6 +63,26 @@ class GameRepo:
     async def streaming_message(self, game: Game) -> Message | None:
         """The game's turn that is still being written, if any."""
         query = select(Message).where(Message.game_id == game.id, Message.status == "streaming")
+        return (await self.session.scalars(query)).first()
+
+    async def art_jobs(self, game: Game, limit: int = 100) -> list[ArtJob]:
+        """The game's scene-art jobs, newest first."""
+        query = (
+            select(ArtJob)
+            .where(ArtJob.game_id == game.id)
+            .order_by(ArtJob.created_at.desc(), ArtJob.id)
+            .limit(limit)
+            .execution_options(populate_existing=True)  # jobs change under us (workers)
+        )
+        return list((await self.session.scalars(query)).all())
+
+    async def art_job(self, job_id: str) -> ArtJob | None:
+        """A job of one of the player's games."""
+        query = (
+            select(ArtJob)
+            .join(Game, Game.id == ArtJob.game_id)
+            .where(ArtJob.id == job_id, Game.player_id == self.player_id)
+        )
         return (await self.session.scalars(query)).first()
 
     async def delete_game(self, game: Game) -> None:

@@ -17,6 +17,7 @@ from game.play.state import StoryState
 from game.play.turns import TurnService
 from game.store.models import Game, Message
 from game.store.repo import GameRepo
+from game.web.art_pages import art_view
 from game.web.pages import load_game, provide_repo
 
 PAGE_MESSAGES = 200  # messages rendered on the play page
@@ -58,6 +59,7 @@ def turn_view(request: Request, game: Game, messages: list[Message]) -> dict[str
         "before": before,
         "choices": [] if streaming or head is None else (head.choices or []),
         "hint": next((m.hint for m in reversed(replies) if m.hint), route.hint),
+        "game_location": route.location,
         "request": request,
     }
 
@@ -66,7 +68,8 @@ def turn_view(request: Request, game: Game, messages: list[Message]) -> dict[str
 async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
     game = await load_game(repo, game_id)
     messages = await repo.branch(game, limit=PAGE_MESSAGES)
-    return Template("pages/play.html", context=turn_view(request, game, messages))
+    context = turn_view(request, game, messages) | await art_view(request, repo, game)
+    return Template("pages/play.html", context=context)
 
 
 @post("/games/{game_id:str}/turns", name="post_turn", dependencies={"repo": provide_repo})
@@ -94,7 +97,7 @@ async def message_fragment(
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     messages = await repo.branch(game, limit=8)
-    context = turn_view(request, game, messages)
+    context = turn_view(request, game, messages) | await art_view(request, repo, game)
     context["message"] = message
     return Template("_turn_finished.html", context=context)
 

@@ -1,0 +1,239 @@
+"""Scene art jobs: queued as rows, claimed by workers, painted, stored by content hash.
+
+Claiming is a compare-and-set UPDATE (queued -> running), so several workers, in this process
+or in `python -m game worker` processes, never run a job twice. A result is only stored while
+the job is still `running`: a late picture never overwrites a cancelled job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from game.ai.painters import Painter, PaintError
+from game.play.catalog import World
+from game.store.models import ArtJob, Game, new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+UI_WORDS = "no text, no letters, no captions, no user interface, no HUD, no watermark, no border"
+
+
+def art_prompt(scene: dict[str, Any], world: World) -> str:
+    """The picture request: the scene in the world's art direction, without UI artefacts."""
+    what = str(scene.get("image_prompt") or scene.get("summary") or scene.get("title") or "")
+    what = " ".join(what.split())[:600]
+    return f"{what}. Style: {world.art_direction} Wide establishing shot; {UI_WORDS}."
+
+
+def new_job(game: Game, scene: dict[str, Any], world: World, message_id: str | None) -> ArtJob:
+    """A queued job for the scene (the caller adds it to its transaction)."""
+    return ArtJob(
+        id=new_id(),
+        game_id=game.id,
+        message_id=message_id,
+        status="queued",
+        title=str(scene.get("title") or "")[:200],
+        prompt=art_prompt(scene, world),
+        attempts=0,
+        error="",
+        operation_id="",
+        image="",
+    )
+
+
+def wants_picture(image_mode: str, scene: dict[str, Any] | None) -> bool:
+    """Whether a finished turn's scene should be painted under the game's image mode."""
+    if image_mode == "force":
+        return bool(scene)
+    return image_mode == "suggest" and bool(scene and scene.get("new_picture"))
+
+
+class ArtService:
+    """Runs the workers of this process and the job actions the pages offer."""
+
+    def __init__(
+        self, sessions: async_sessionmaker, painter: Painter, image_dir: Path, concurrency: int = 1
+    ) -> None:
+        self.sessions = sessions
+        self.painter = painter
+        self.image_dir = image_dir
+        self.concurrency = concurrency
+        self.disabled_reason = ""  # set when the backend turns out to have no images
+        self._wake = asyncio.Event()
+        self._workers: list[asyncio.Task] = []
+        self._running: dict[str, asyncio.Task] = {}
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """At start-up: jobs left running by a crash are queued again, or failed after 3 tries."""
+        async with self.sessions() as session:
+            rows = (await session.scalars(select(ArtJob).where(ArtJob.status == "running"))).all()
+            for job in rows:
+                if job.attempts >= MAX_ATTEMPTS:
+                    job.status, job.error = (
+                        "failed",
+                        "The painter stopped too many times; retry it.",
+                    )
+                else:
+                    job.status = "queued"
+                job.updated_at = utcnow()
+            await session.commit()
+            return len(rows)
+
+    def start(self) -> None:
+        self.image_dir.mkdir(parents=True, exist_ok=True)
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"art-worker-{n}")
+            for n in range(self.concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Stop the workers; a job they were running goes back to the queue."""
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Tell idle workers that a job was queued."""
+        self._wake.set()
+
+    # ---- workers ------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            job = await self.claim()
+            if job is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=2.0)
+                continue
+            task = asyncio.create_task(self._run(job), name=f"art-{job.id}")
+            self._running[job.id] = task
+            try:
+                await task
+            except Exception:  # never lose a worker: the job is settled as failed
+                log.exception("art job %s crashed", job.id)
+                await self._settle(job.id, status="failed", error="The painter crashed.")
+            except asyncio.CancelledError:
+                worker = asyncio.current_task()
+                if worker is not None and worker.cancelling():  # shutting down: queue it again
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    await asyncio.shield(self._requeue(job.id))
+                    raise
+                # only the job was cancelled (Cancel button): carry on with the next one
+            finally:
+                self._running.pop(job.id, None)
+
+    async def claim(self) -> ArtJob | None:
+        """Take the oldest queued job whose game has nothing running (FIFO per game)."""
+        async with self.sessions() as session:
+            busy = select(ArtJob.game_id).where(ArtJob.status == "running")
+            candidates = (
+                await session.scalars(
+                    select(ArtJob)
+                    .where(ArtJob.status == "queued", ArtJob.game_id.not_in(busy))
+                    .order_by(ArtJob.created_at, ArtJob.id)
+                    .limit(5)
+                )
+            ).all()
+            for job in candidates:
+                result = await session.execute(
+                    update(ArtJob)
+                    .where(and_(ArtJob.id == job.id, ArtJob.status == "queued"))
+                    .values(status="running", attempts=ArtJob.attempts + 1, updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+                await session.commit()
+                if result.rowcount == 1:
+                    job.status = "running"
+                    return job
+            return None
+
+    async def _run(self, job: ArtJob) -> None:
+        try:
+            data, extension = await self.painter.paint(job.prompt)
+        except PaintError as exc:
+            if exc.unsupported:
+                self.disabled_reason = str(exc)
+            await self._settle(job.id, status="failed", error=str(exc))
+            return
+        except Exception as exc:  # a bug must not leave the job running
+            log.exception("art job %s failed", job.id)
+            await self._settle(job.id, status="failed", error=f"The painter failed: {exc}")
+            return
+        name = f"{hashlib.sha256(data).hexdigest()}.{extension}"
+        try:
+            await asyncio.to_thread(self._store, name, data, job.id)
+        except OSError as exc:
+            await self._settle(job.id, status="failed", error=f"Could not save the picture: {exc}")
+            return
+        await self._settle(job.id, status="done", image=name)
+
+    def _store(self, name: str, data: bytes, job_id: str) -> None:
+        """Write the file under its content hash; same pictures share one file."""
+        path = self.image_dir / name
+        if path.exists():
+            return
+        tmp = self.image_dir / f".{job_id}.part"  # unique per job: concurrent equal pictures
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    async def _settle(self, job_id: str, **values: str) -> None:
+        """Store a result, but only while the job is still running (never over a cancel)."""
+        async with self.sessions() as session:
+            await session.execute(
+                update(ArtJob)
+                .where(ArtJob.id == job_id, ArtJob.status == "running")
+                .values(updated_at=utcnow(), **values)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+
+    async def _requeue(self, job_id: str) -> None:
+        async with self.sessions() as session:
+            await session.execute(
+                update(ArtJob)
+                .where(ArtJob.id == job_id, ArtJob.status == "running")
+                .values(status="queued", updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+
+    # ---- actions --------------------------------------------------------------------------
+
+    async def cancel(self, job: ArtJob) -> None:
+        """Cancel a queued or running job; a running painter in this process is stopped."""
+        async with self.sessions() as session:
+            await session.execute(
+                update(ArtJob)
+                .where(ArtJob.id == job.id, ArtJob.status.in_(("queued", "running")))
+                .values(status="cancelled", error="Cancelled.", updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        task = self._running.get(job.id)
+        if task is not None:
+            task.cancel()
+
+    async def retry(self, job: ArtJob) -> None:
+        """Queue a failed or cancelled job again."""
+        async with self.sessions() as session:
+            await session.execute(
+                update(ArtJob)
+                .where(ArtJob.id == job.id, ArtJob.status.in_(("failed", "cancelled")))
+                .values(status="queued", error="", attempts=0, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        self.wake()

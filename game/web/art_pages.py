@@ -1,0 +1,123 @@
+"""Scene art in the page: the picture panel, Paint / Cancel / Retry, the gallery, image files."""
+
+from __future__ import annotations
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import File, Redirect, Response, Template
+
+from game.play.art import ArtService, new_job
+from game.play.turns import TurnRejected
+from game.store.models import ArtJob, Game
+from game.store.repo import GameRepo
+from game.web.pages import load_game, provide_repo
+
+CACHE_FOREVER = "private, max-age=31536000, immutable"  # files are named by content hash
+
+
+async def art_view(request: Request, repo: GameRepo, game: Game) -> dict:
+    """What the picture panel shows: the latest picture and the newest job's state."""
+    jobs = await repo.art_jobs(game, limit=20)
+    picture = next((j for j in jobs if j.status == "done"), None)
+    art: ArtService = request.app.state.art
+    catalog = request.app.state.catalog
+    return {
+        "game": game,
+        "game_location": catalog.routes[game.route_id].location,
+        "picture": picture,
+        "job": jobs[0] if jobs else None,
+        "art_disabled": art.disabled_reason,
+    }
+
+
+def _panel(request: Request, context: dict) -> Response:
+    if request.headers.get("hx-request") != "true":
+        return Redirect(f"/games/{context['game'].id}", status_code=303)
+    return Template("_art.html", context=context)
+
+
+async def _job(repo: GameRepo, game: Game, job_id: str) -> ArtJob:
+    job = await repo.art_job(job_id)
+    if job is None or job.game_id != game.id:
+        raise NotFoundException()
+    return job
+
+
+@get("/games/{game_id:str}/art", name="art_panel", dependencies={"repo": provide_repo})
+async def art_panel(request: Request, repo: GameRepo, game_id: str) -> Template:
+    game = await load_game(repo, game_id)
+    return Template("_art.html", context=await art_view(request, repo, game))
+
+
+@post("/games/{game_id:str}/art", name="paint", dependencies={"repo": provide_repo})
+async def paint(request: Request, repo: GameRepo, game_id: str) -> Response:
+    """Paint this scene: queue a picture of the current scene, in any image mode."""
+    game = await load_game(repo, game_id)
+    art: ArtService = request.app.state.art
+    if art.disabled_reason:
+        raise TurnRejected(f"Scene art is off for this backend: {art.disabled_reason}", 409)
+    jobs = await repo.art_jobs(game, limit=5)
+    if any(j.active for j in jobs):
+        raise TurnRejected("A picture is already being painted for this game.", 409)
+    head = await repo.get_message(game, game.head_id) if game.head_id else None
+    catalog = request.app.state.catalog
+    route = catalog.routes[game.route_id]
+    scene = (head.scene if head and head.scene else None) or {
+        "title": route.location,
+        "image_prompt": f"{route.location}: {route.summary}",
+    }
+    repo.session.add(new_job(game, scene, catalog.worlds[game.world_id], game.head_id))
+    await repo.session.commit()
+    art.wake()
+    return _panel(request, await art_view(request, repo, game))
+
+
+@post(
+    "/games/{game_id:str}/art/{job_id:str}/cancel",
+    name="cancel_art",
+    dependencies={"repo": provide_repo},
+)
+async def cancel_art(request: Request, repo: GameRepo, game_id: str, job_id: str) -> Response:
+    game = await load_game(repo, game_id)
+    job = await _job(repo, game, job_id)
+    await request.app.state.art.cancel(job)
+    return _panel(request, await art_view(request, repo, game))
+
+
+@post(
+    "/games/{game_id:str}/art/{job_id:str}/retry",
+    name="retry_art",
+    dependencies={"repo": provide_repo},
+)
+async def retry_art(request: Request, repo: GameRepo, game_id: str, job_id: str) -> Response:
+    game = await load_game(repo, game_id)
+    job = await _job(repo, game, job_id)
+    await request.app.state.art.retry(job)
+    return _panel(request, await art_view(request, repo, game))
+
+
+@get("/games/{game_id:str}/gallery", name="gallery", dependencies={"repo": provide_repo})
+async def gallery(repo: GameRepo, game_id: str) -> Template:
+    game = await load_game(repo, game_id)
+    pictures = [j for j in await repo.art_jobs(game, limit=500) if j.status == "done"]
+    return Template("pages/gallery.html", context={"game": game, "pictures": pictures})
+
+
+@get("/art/{job_id:str}", name="art_image", dependencies={"repo": provide_repo})
+async def art_image(request: Request, repo: GameRepo, job_id: str) -> File:
+    """A picture file, after checking the job belongs to this player."""
+    job = await repo.art_job(job_id)
+    if job is None or job.status != "done" or not job.image:
+        raise NotFoundException()
+    path = request.app.state.art.image_dir / job.image
+    if not path.is_file():
+        raise NotFoundException()
+    return File(
+        path=path,
+        filename=job.image,
+        content_disposition_type="inline",
+        headers={"Cache-Control": CACHE_FOREVER},
+    )
+
+
+handlers = [art_panel, paint, cancel_art, retry_art, gallery, art_image]
