@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -30,6 +32,34 @@ def doctor(settings: Settings) -> int:
     return 0 if caps.streaming else 1
 
 
+async def run_worker(settings: Settings) -> None:
+    """Paint scene pictures in this process until SIGTERM/SIGINT (the app can then skip it)."""
+    from game.app import make_painter, make_provider
+    from game.play.art import ArtService
+    from game.store.db import make_engine, make_sessionmaker, migrate
+
+    engine = make_engine(settings)
+    await migrate(engine)
+    art = ArtService(
+        make_sessionmaker(engine),
+        make_painter(settings, make_provider(settings)),
+        settings.image_dir,
+        settings.image_concurrency,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    art.start()
+    print(
+        f"Arcadia worker: painting up to {settings.image_concurrency} picture(s) at once",
+        flush=True,
+    )
+    await stop.wait()
+    await art.stop()  # a picture in progress goes back to the queue
+    await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m game", description="Arcadia, an LLM roleplay game."
@@ -38,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "doctor"],
+        choices=["serve", "doctor", "worker"],
         help="what to run (default: serve)",
     )
     args = parser.parse_args(argv)
@@ -51,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "doctor":
         return doctor(settings)
+    if args.command == "worker":
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        asyncio.run(run_worker(settings))
+        return 0
     if args.command == "serve":
         from game.app import create_app
 

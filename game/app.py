@@ -93,10 +93,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         recovered = await turns.recover_interrupted()
         if recovered:
             log.warning("marked %d turn(s) interrupted by the last shutdown", recovered)
-        requeued = await art.recover()
-        if requeued:
-            log.warning("%d scene picture(s) were being painted at the last shutdown", requeued)
-        art.start()
+        if settings.in_app_worker:
+            requeued = await art.recover()
+            if requeued:
+                log.warning("%d scene picture(s) were being painted at the last shutdown", requeued)
+            art.start()
         try:
             yield
         finally:

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(10.0, gt=0, le=600)
     read_timeout: float = Field(90.0, gt=0, le=3600)  # longest silence allowed mid-reply
     image_concurrency: int = Field(1, ge=1, le=16)  # scene pictures painted at once
+    in_app_worker: bool = True  # paint in the app process; false: run `python -m game worker`
     mock_delay_ms: int = Field(25, ge=0, le=10_000)
     mock_scenario: Literal["normal", "non-json"] = "normal"
 

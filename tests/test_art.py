@@ -191,3 +191,48 @@ def test_twenty_jobs_across_five_games_run_exactly_once(
         assert len(jobs) == 20 and set(jobs.values()) == {1}
     finally:
         server.stop()
+
+
+def test_image_mode_off_and_force(player: Player) -> None:
+    game = player.new_game()
+    player.finish_turn(game)
+    wait_for_art(player, game, "scene__picture")
+    assert player.post(f"/games/{game}/image-mode", {"image_mode": "sideways"}).status_code == 400
+    assert player.post(f"/games/{game}/image-mode", {"image_mode": "force"}).status_code == 303
+    assert '<option value="force" selected>' in player.play_page(game)
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    player.finish_turn(game)
+    wait_for_art(player, game, "Paint this scene")
+    gallery = player.get(f"/games/{game}/gallery").text
+    assert len(re.findall(r'src="/art/\w+"', gallery)) == 2  # forced: every turn is painted
+    player.post(f"/games/{game}/image-mode", {"image_mode": "off"})
+    for _ in range(3):
+        player.post(f"/games/{game}/turns", {"choice": "c0"})
+        player.finish_turn(game)
+    time.sleep(0.5)
+    gallery = player.get(f"/games/{game}/gallery").text
+    assert len(re.findall(r'src="/art/\w+"', gallery)) == 2  # off: nothing new
+
+
+def test_a_separate_worker_process_paints(tmp_path: Path) -> None:
+    app = make_server(tmp_path, CHATGAME_IN_APP_WORKER="false").start()
+    worker = None
+    try:
+        player = Player(app)
+        game = player.new_game()
+        player.finish_turn(game)
+        time.sleep(1.0)
+        assert "Waiting to paint" in art_panel(player, game)  # nobody paints in the app
+        import subprocess
+        import sys
+
+        from tests.appserver import ROOT
+
+        worker = subprocess.Popen([sys.executable, "-m", "game", "worker"], cwd=ROOT, env=app.env)
+        wait_for_art(player, game, "scene__picture", timeout=30)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(20) == 0
+    finally:
+        if worker and worker.poll() is None:
+            worker.kill()
+        app.stop()

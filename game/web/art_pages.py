@@ -12,6 +12,7 @@ from game.store.models import ArtJob, Game
 from game.store.repo import GameRepo
 from game.web.pages import load_game, provide_repo
 
+IMAGE_MODES = {"off": "Off", "suggest": "When the story suggests", "force": "Every turn"}
 CACHE_FOREVER = "private, max-age=31536000, immutable"  # files are named by content hash
 
 
@@ -96,6 +97,18 @@ async def retry_art(request: Request, repo: GameRepo, game_id: str, job_id: str)
     return _panel(request, await art_view(request, repo, game))
 
 
+@post("/games/{game_id:str}/image-mode", name="image_mode", dependencies={"repo": provide_repo})
+async def image_mode(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+    """Set when pictures are painted: off, suggest (when the story asks) or force (every turn)."""
+    game = await load_game(repo, game_id)
+    mode = str((await request.form()).get("image_mode", ""))
+    if mode not in IMAGE_MODES:
+        raise TurnRejected("Choose off, suggest or force.")
+    game.image_mode = mode
+    await repo.session.commit()
+    return Redirect(f"/games/{game.id}", status_code=303)
+
+
 @get("/games/{game_id:str}/gallery", name="gallery", dependencies={"repo": provide_repo})
 async def gallery(repo: GameRepo, game_id: str) -> Template:
     game = await load_game(repo, game_id)
@@ -120,4 +133,4 @@ async def art_image(request: Request, repo: GameRepo, job_id: str) -> File:
     )
 
 
-handlers = [art_panel, paint, cancel_art, retry_art, gallery, art_image]
+handlers = [art_panel, paint, cancel_art, retry_art, image_mode, gallery, art_image]
