@@ -60,7 +60,11 @@ def make_provider(settings: Settings) -> Provider:
 def make_painter(settings: Settings, provider: Provider) -> Painter:
     """The scene painter for the configured mode."""
     if isinstance(provider, OpenAICompatProvider):
-        return OpenAIPainter(provider.client, settings.image_model)
+        return OpenAIPainter(
+            provider.client,
+            settings.image_model,
+            cancellable=lambda: bool(provider.capabilities.operation_cancel),
+        )
     return MockPainter(delay_ms=settings.mock_delay_ms)
 
 

@@ -286,8 +286,17 @@ async def images(profile: str, body: dict[str, Any], send: Any, host: str) -> No
     queue = scripts[f"{profile}:image"]
     default = "relative" if profile == "bridge" else "b64"
     kind = queue.popleft().get("kind", default) if queue else default
+    operation = str(body.get("chatgpt_operation_id") or "")
+    if operation and profile == "bridge":
+        operations[operation] = {"id": operation, "status": "running"}
     if kind == "slow":
-        await asyncio.sleep(2.0)
+        for _ in range(20):
+            await asyncio.sleep(0.1)
+            if operation and operations.get(operation, {}).get("status") == "cancelled":
+                await send_json(
+                    send, 499, error_body(profile, 499, "cancelled", "chatgpt_operation_cancelled")
+                )
+                return
         kind = "b64"
     if kind == "null":
         await send_json(send, 200, "null")
@@ -351,7 +360,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
 
     file = re.fullmatch(r"(?:/files|/v1/chatgpt/files/\w+)/(\w+\.png)", path)
-    if file and file.group(1) in files:
+    if file:
         log.append({"profile": "files", "method": method, "route": path, "body": {}})
         await send(
             {
@@ -360,7 +369,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 "headers": [(b"content-type", b"image/png")],
             }
         )
-        await send({"type": "http.response.body", "body": files[file.group(1)]})
+        data = files.get(file.group(1)) or png_bytes(file.group(1))
+        await send({"type": "http.response.body", "body": data})
         return
 
     match = re.fullmatch(r"/([\w-]+)/v1(/.*)", path)

@@ -236,3 +236,52 @@ def test_a_separate_worker_process_paints(tmp_path: Path) -> None:
         if worker and worker.poll() is None:
             worker.kill()
         app.stop()
+
+
+def test_cancel_on_the_bridge_calls_its_cancel_route(
+    tmp_path: Path, fake_backend: FakeBackend
+) -> None:
+    server = live(tmp_path, fake_backend, "bridge")
+    try:
+        player = Player(server)
+        for _ in range(60):  # the probe tells the game that the bridge takes operation ids
+            if "Checked 20" in player.get("/about").text:
+                break
+            time.sleep(0.2)
+        game = player.new_game()
+        player.finish_turn(game)
+        fake_backend.script("bridge:image", kind="slow")
+        paint(player, game)
+        panel = wait_for_art(player, game, "Painting the scene")
+        job = re.search(r"/art/(\w+)/cancel", panel).group(1)
+        player.post(f"/games/{game}/art/{job}/cancel", htmx=True)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if fake_backend.log("bridge", f"/chatgpt/operations/arcadia-{job}/cancel"):
+                break
+            time.sleep(0.1)
+        assert fake_backend.log("bridge", f"/chatgpt/operations/arcadia-{job}/cancel")
+        assert "Picture cancelled" in art_panel(player, game)
+    finally:
+        server.stop()
+
+
+def test_markdown_images_in_a_chat_reply_become_scene_art(
+    tmp_path: Path, fake_backend: FakeBackend
+) -> None:
+    from tests.fake_openai import turn_json
+
+    server = live(tmp_path, fake_backend, "chat2api")
+    try:
+        player = Player(server)
+        game = player.new_game()
+        player.finish_turn(game)
+        link = f"{fake_backend.url}/files/markdown1.png"
+        fake_backend.script("chat2api", content=turn_json("look") + f"\n\n![image]({link})")
+        player.post(f"/games/{game}/turns", {"choice": "c0"})
+        narration = player.finish_turn(game)
+        assert "![image]" not in narration
+        wait_for_art(player, game, "scene__picture")
+        assert any(r["route"] == "/files/markdown1.png" for r in fake_backend.log("files"))
+    finally:
+        server.stop()

@@ -12,6 +12,7 @@ import colorsys
 import hashlib
 import io
 import random
+from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -34,8 +35,12 @@ class PaintError(RuntimeError):
 
 
 class Painter(Protocol):
-    async def paint(self, prompt: str) -> tuple[bytes, str]:
+    async def paint(self, prompt: str, job_id: str) -> tuple[bytes, str]:
         """Return (image bytes, file extension) for the prompt."""
+        ...
+
+    async def fetch_picture(self, link: str) -> tuple[bytes, str]:
+        """Return a picture the backend already made, from its link."""
         ...
 
 
@@ -123,7 +128,10 @@ class MockPainter:
         self.delay = delay_ms * 40 / 1000  # a picture takes ~40 chunks' worth of time
         self.fail = fail
 
-    async def paint(self, prompt: str) -> tuple[bytes, str]:
+    async def fetch_picture(self, link: str) -> tuple[bytes, str]:
+        raise PaintError("The mock narrator links no pictures.", unsupported=True)
+
+    async def paint(self, prompt: str, job_id: str) -> tuple[bytes, str]:
         await asyncio.sleep(self.delay)
         if self.fail:
             raise PaintError("The mock painter was told to fail (scenario art-fails).")
@@ -134,19 +142,32 @@ class MockPainter:
 class OpenAIPainter:
     """`images.generate` on the configured backend, tolerant of every bridge's answer shape."""
 
-    def __init__(self, client: openai.AsyncOpenAI, model: str, timeout: float = 600.0) -> None:
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str,
+        timeout: float = 600.0,
+        cancellable: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.client = client
         self.model = model
         self.timeout = timeout
         self.base_url = str(client.base_url)
+        self.cancellable = cancellable  # does the backend take operation ids (chatgpt-api)?
 
-    async def paint(self, prompt: str) -> tuple[bytes, str]:
+    async def paint(self, prompt: str, job_id: str) -> tuple[bytes, str]:
+        request: dict[str, Any] = {"model": self.model, "prompt": prompt, "n": 1}
+        operation = f"arcadia-{job_id}" if self.cancellable() else ""
+        if operation:  # our own id, so that Cancel can stop the bridge's image job
+            request["chatgpt_operation_id"] = operation
         try:
             body: Any = await self.client.with_options(timeout=self.timeout).post(
-                "/images/generations",
-                cast_to=object,
-                body={"model": self.model, "prompt": prompt, "n": 1},
+                "/images/generations", cast_to=object, body=request
             )
+        except asyncio.CancelledError:
+            if operation:
+                await asyncio.shield(self._cancel(operation))
+            raise
         except openai.APIStatusError as exc:
             if exc.status_code in (404, 405):
                 raise PaintError(
@@ -172,6 +193,21 @@ class OpenAIPainter:
                 raise PaintError("The backend's answer had neither a picture nor a link to one.")
             data = await self.fetch(str(link))
         return data, verify_image(data)
+
+    async def fetch_picture(self, link: str) -> tuple[bytes, str]:
+        data = await self.fetch(link)
+        return data, verify_image(data)
+
+    async def _cancel(self, operation: str) -> None:
+        try:
+            await asyncio.wait_for(
+                self.client.post(
+                    f"/chatgpt/operations/{operation}/cancel", cast_to=object, body={}
+                ),
+                timeout=5,
+            )
+        except Exception:  # best effort: the job is cancelled on our side anyway
+            return
 
     async def fetch(self, link: str) -> bytes:
         """Download a picture link; only from the backend's own host, with a size cap."""

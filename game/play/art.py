@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,25 @@ def art_prompt(scene: dict[str, Any], world: World) -> str:
     return f"{what}. Style: {world.art_direction} Wide establishing shot; {UI_WORDS}."
 
 
-def new_job(game: Game, scene: dict[str, Any], world: World, message_id: str | None) -> ArtJob:
+MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*([^)\s]+)\s*\)")
+
+
+def markdown_images(text: str) -> list[str]:
+    """Links of markdown images in a reply (chat2api delivers pictures this way)."""
+    return MARKDOWN_IMAGE.findall(text)
+
+
+def strip_markdown_images(text: str) -> str:
+    return MARKDOWN_IMAGE.sub("", text).strip()
+
+
+def new_job(
+    game: Game,
+    scene: dict[str, Any],
+    world: World,
+    message_id: str | None,
+    source_url: str = "",
+) -> ArtJob:
     """A queued job for the scene (the caller adds it to its transaction)."""
     return ArtJob(
         id=new_id(),
@@ -47,6 +66,7 @@ def new_job(game: Game, scene: dict[str, Any], world: World, message_id: str | N
         error="",
         operation_id="",
         image="",
+        source_url=source_url,
     )
 
 
@@ -162,9 +182,12 @@ class ArtService:
 
     async def _run(self, job: ArtJob) -> None:
         try:
-            data, extension = await self.painter.paint(job.prompt)
+            if job.source_url:
+                data, extension = await self.painter.fetch_picture(job.source_url)
+            else:
+                data, extension = await self.painter.paint(job.prompt, job.id)
         except PaintError as exc:
-            if exc.unsupported:
+            if exc.unsupported and not job.source_url:
                 self.disabled_reason = str(exc)
             await self._settle(job.id, status="failed", error=str(exc))
             return

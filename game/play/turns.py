@@ -18,7 +18,13 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from game.ai.provider import Provider, ProviderError, TruncatedReply, TurnContext, TurnRequest
-from game.play.art import ArtService, new_job, wants_picture
+from game.play.art import (
+    ArtService,
+    markdown_images,
+    new_job,
+    strip_markdown_images,
+    wants_picture,
+)
 from game.play.catalog import Catalog
 from game.play.live import TurnHub
 from game.play.prompts import build_messages
@@ -414,7 +420,16 @@ class TurnService:
                     if "not_json" in turn.problems:
                         message.notice = NOT_JSON_NOTICE
             queued_art = False
-            if self.art is not None and message.status == "done" and message.scene:
+            linked = markdown_images(raw) if self.art is not None else []
+            if linked and message.status == "done":
+                message.content = strip_markdown_images(message.content)
+                game = await session.get(Game, plan.game_id)
+                if game is not None and game.image_mode != "off":
+                    world = self.catalog.worlds[game.world_id]
+                    scene = message.scene or {"title": world.name}
+                    session.add(new_job(game, scene, world, message.id, source_url=linked[0]))
+                    queued_art = True
+            elif self.art is not None and message.status == "done" and message.scene:
                 game = await session.get(Game, plan.game_id)
                 if game is not None and wants_picture(game.image_mode, message.scene):
                     world = self.catalog.worlds[game.world_id]

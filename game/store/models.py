@@ -101,6 +101,8 @@ class ArtJob(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     operation_id: Mapped[str] = mapped_column(String(100), default="")
     image: Mapped[str] = mapped_column(String(100), default="")  # file name under the image dir
+    # a picture the backend already made (markdown image in a chat reply): fetched, not painted
+    source_url: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text, nullable=False),
         sa.Column("operation_id", sa.String(100), nullable=False),
         sa.Column("image", sa.String(100), nullable=False),
+        sa.Column("source_url", sa.Text, nullable=False, server_default=""),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
