@@ -249,7 +249,8 @@ def test_story_survives_a_crash_mid_turn(own_server: Server) -> None:
 
 
 def test_sigterm_mid_turn_saves_it_as_interrupted(own_server: Server) -> None:
-    own_server.env["CHATGAME_MOCK_DELAY_MS"] = "40"
+    # slow enough that the turn outlives uvicorn's graceful wait for open connections
+    own_server.env["CHATGAME_MOCK_DELAY_MS"] = "90"
     own_server.start()
     player = Player(own_server)
     game = player.new_game()
