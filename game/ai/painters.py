@@ -12,6 +12,7 @@ import colorsys
 import hashlib
 import io
 import random
+import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -49,13 +50,17 @@ def verify_image(data: bytes) -> str:
     if len(data) > MAX_IMAGE_BYTES:
         raise PaintError("The picture was larger than 20 MB.")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise PaintError("The picture was absurdly large.")
-            kind = (image.format or "").lower()
-            image.verify()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise PaintError("The picture was absurdly large.")
+                kind = (image.format or "").lower()
+                image.verify()
     except PaintError:
         raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise PaintError("The picture was absurdly large.") from exc
     except Exception as exc:
         raise PaintError("The backend sent something that is not a picture.") from exc
     extension = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}.get(kind)
