@@ -74,26 +74,23 @@ async def paint(request: Request, repo: GameRepo, game_id: str) -> Response:
 
 
 @post(
-    "/games/{game_id:str}/art/{job_id:str}/cancel",
-    name="cancel_art",
+    "/games/{game_id:str}/art/{job_id:str}/{action:str}",
+    name="art_action",
     dependencies={"repo": provide_repo},
 )
-async def cancel_art(request: Request, repo: GameRepo, game_id: str, job_id: str) -> Response:
+async def art_action(
+    request: Request, repo: GameRepo, game_id: str, job_id: str, action: str
+) -> Response:
+    """Cancel a queued or running job, or retry a failed or cancelled one."""
     game = await load_game(repo, game_id)
     job = await _job(repo, game, job_id)
-    await request.app.state.art.cancel(job)
-    return _panel(request, await art_view(request, repo, game))
-
-
-@post(
-    "/games/{game_id:str}/art/{job_id:str}/retry",
-    name="retry_art",
-    dependencies={"repo": provide_repo},
-)
-async def retry_art(request: Request, repo: GameRepo, game_id: str, job_id: str) -> Response:
-    game = await load_game(repo, game_id)
-    job = await _job(repo, game, job_id)
-    await request.app.state.art.retry(job)
+    art: ArtService = request.app.state.art
+    if action == "cancel":
+        await art.cancel(job)
+    elif action == "retry":
+        await art.retry(job)
+    else:
+        raise NotFoundException()
     return _panel(request, await art_view(request, repo, game))
 
 
@@ -133,4 +130,4 @@ async def art_image(request: Request, repo: GameRepo, job_id: str) -> File:
     )
 
 
-handlers = [art_panel, paint, cancel_art, retry_art, image_mode, gallery, art_image]
+handlers = [art_panel, paint, art_action, image_mode, gallery, art_image]
