@@ -326,6 +326,26 @@ class TurnService:
         finally:
             self.hub.close(plan.reply_id)
 
+    def _queue_art(self, session, game: Game, message: Message, raw: str) -> bool:  # type: ignore[no-untyped-def]
+        """Add a scene-art job for a finished turn when one is due; True if one was added.
+
+        A picture the backend put in the reply as a markdown image is fetched rather than
+        painted (and taken out of the narration); otherwise the game's image mode decides.
+        """
+        if self.art is None or message.status != "done" or game.image_mode == "off":
+            return False
+        world = self.catalog.worlds[game.world_id]
+        linked = markdown_images(raw)
+        if linked:
+            message.content = strip_markdown_images(message.content)
+            scene = message.scene or {"title": world.name}
+            session.add(new_job(game, scene, world, message.id, source_url=linked[0]))
+            return True
+        if wants_picture(game.image_mode, message.scene):
+            session.add(new_job(game, message.scene or {}, world, message.id))
+            return True
+        return False
+
     def _ensure_saver(self) -> None:
         if self._saver is None or self._saver.done():
             self._saver = asyncio.create_task(self._save_partials(), name="partial-saver")
@@ -393,6 +413,7 @@ class TurnService:
             message = await session.get(Message, plan.reply_id)
             if message is None:  # the game was deleted meanwhile
                 return
+            game = await session.get(Game, plan.game_id)  # read before any change is pending
             message.raw = raw
             message.content = streamed.strip()
             message.state = before.model_dump()
@@ -419,22 +440,7 @@ class TurnService:
                     message.choices = turn.choices if len(turn.choices) >= 2 else FALLBACK_CHOICES
                     if "not_json" in turn.problems:
                         message.notice = NOT_JSON_NOTICE
-            queued_art = False
-            linked = markdown_images(raw) if self.art is not None else []
-            if linked and message.status == "done":
-                message.content = strip_markdown_images(message.content)
-                game = await session.get(Game, plan.game_id)
-                if game is not None and game.image_mode != "off":
-                    world = self.catalog.worlds[game.world_id]
-                    scene = message.scene or {"title": world.name}
-                    session.add(new_job(game, scene, world, message.id, source_url=linked[0]))
-                    queued_art = True
-            elif self.art is not None and message.status == "done" and message.scene:
-                game = await session.get(Game, plan.game_id)
-                if game is not None and wants_picture(game.image_mode, message.scene):
-                    world = self.catalog.worlds[game.world_id]
-                    session.add(new_job(game, message.scene, world, message.id))
-                    queued_art = True
+            queued_art = game is not None and self._queue_art(session, game, message, raw)
             await session.commit()
             if queued_art and self.art is not None:
                 self.art.wake()

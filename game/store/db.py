@@ -104,10 +104,13 @@ class SQLiteSession(AsyncSession):
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
     """Sessions for the engine; on SQLite, writers take turns on an in-process lock."""
     if engine.dialect.name == "sqlite":
+        # No autoflush: an implicit flush inside a query would write without taking the lock,
+        # and could then wait on a writer that is waiting for this session.
         return async_sessionmaker(
             engine,
             class_=SQLiteSession,
             expire_on_commit=False,
+            autoflush=False,
             info={"write_lock": asyncio.Lock()},
         )
     return async_sessionmaker(engine, expire_on_commit=False)
