@@ -154,12 +154,15 @@ class OpenAICompatProvider:
 
     async def cancel_operation(self, operation_id: str) -> None:
         """Ask a chatgpt-api bridge to stop the operation behind a stream (best effort)."""
-        try:
-            await asyncio.wait_for(
-                self.client.post(
-                    f"/chatgpt/operations/{operation_id}/cancel", cast_to=object, body={}
-                ),
-                timeout=5,
-            )
-        except Exception as exc:  # the stream is closed anyway; a failed cancel is only logged
-            log.info("cancel of operation %s failed: %s", operation_id, exc)
+        await cancel_bridge_operation(self.client, operation_id)
+
+
+async def cancel_bridge_operation(client: openai.AsyncOpenAI, operation_id: str) -> None:
+    """POST {base}/chatgpt/operations/{id}/cancel on a chatgpt-api bridge (best effort)."""
+    try:
+        await asyncio.wait_for(
+            client.post(f"/chatgpt/operations/{operation_id}/cancel", cast_to=object, body={}),
+            timeout=5,
+        )
+    except Exception as exc:  # our side has stopped anyway; a failed cancel is only logged
+        log.info("cancel of operation %s failed: %s", operation_id, exc)

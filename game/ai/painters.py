@@ -22,6 +22,7 @@ import openai
 from PIL import Image, ImageDraw, ImageFilter
 
 from game.ai.backend_errors import from_exception
+from game.ai.openai_compat import cancel_bridge_operation
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # refuse decompression bombs
@@ -171,7 +172,7 @@ class OpenAIPainter:
             )
         except asyncio.CancelledError:
             if operation:
-                await asyncio.shield(self._cancel(operation))
+                await asyncio.shield(cancel_bridge_operation(self.client, operation))
             raise
         except openai.APIStatusError as exc:
             if exc.status_code in (404, 405):
@@ -202,17 +203,6 @@ class OpenAIPainter:
     async def fetch_picture(self, link: str) -> tuple[bytes, str]:
         data = await self.fetch(link)
         return data, verify_image(data)
-
-    async def _cancel(self, operation: str) -> None:
-        try:
-            await asyncio.wait_for(
-                self.client.post(
-                    f"/chatgpt/operations/{operation}/cancel", cast_to=object, body={}
-                ),
-                timeout=5,
-            )
-        except Exception:  # best effort: the job is cancelled on our side anyway
-            return
 
     async def fetch(self, link: str) -> bytes:
         """Download a picture link; only from the backend's own host, with a size cap."""
