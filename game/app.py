@@ -65,7 +65,9 @@ def make_painter(settings: Settings, provider: Provider) -> Painter:
             settings.image_model,
             cancellable=lambda: bool(provider.capabilities.operation_cancel),
         )
-    return MockPainter(delay_ms=settings.mock_delay_ms)
+    scenario = settings.mock_scenario
+    delay = settings.mock_delay_ms * (10 if scenario == "art-slow" else 1)
+    return MockPainter(delay_ms=delay, fail=scenario == "art-fails")
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     image_concurrency: int = Field(1, ge=1, le=16)  # scene pictures painted at once
     in_app_worker: bool = True  # paint in the app process; false: run `python -m game worker`
     mock_delay_ms: int = Field(25, ge=0, le=10_000)
-    mock_scenario: Literal["normal", "non-json"] = "normal"
+    mock_scenario: str = "normal"  # one of game.ai.mock.SCENARIOS
 
     # Limits
     max_action_chars: int = Field(2000, ge=1)
@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_mode_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("mock_scenario")
+    @classmethod
+    def _known_scenario(cls, value: str) -> str:
+        from game.ai.mock import SCENARIOS
+
+        if value not in SCENARIOS:
+            raise ValueError(f"must be one of: {', '.join(SCENARIOS)}")
+        return value
 
     @model_validator(mode="after")
     def _resolve_mode(self) -> Settings:

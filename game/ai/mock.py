@@ -13,7 +13,8 @@ import random
 import re
 from collections.abc import AsyncIterator
 
-from game.ai.provider import TurnContext, TurnRequest
+from game.ai.backend_errors import find_in_band_error, from_exception, from_status
+from game.ai.provider import ProviderError, TurnContext, TurnRequest
 
 _FIRST_PERSON = [
     (r"\bI am\b", "you are"),
@@ -132,30 +133,92 @@ def chunk_text(text: str, rng: random.Random) -> list[str]:
     return chunks
 
 
+# Scenarios a UI developer can ask for (CHATGAME_MOCK_SCENARIO). Failures are raised with the
+# same messages the live provider gives, so the page shows exactly what a player would see.
+SCENARIOS = (
+    "normal",
+    "slow-start",
+    "stall",
+    "drop-mid-stream",
+    "rate-limited",
+    "in-band-error",
+    "non-json",
+    "refusal",
+    "very-long",
+    "unicode-mix",
+    "art-fails",
+    "art-slow",
+)
+REFUSAL = (
+    "I'm sorry, but I can't continue the story in that direction. Let's steer the tale "
+    "somewhere else: the night is still young, and the road still waits."
+)
+UNICODE_LINES = [
+    "A traveller greets you in three tongues: \u0645\u0631\u062d\u0628\u0627 "
+    "(Arabic), \u05e9\u05dc\u05d5\u05dd (Hebrew), "
+    "\u0e2a\u0e27\u0e31\u0e2a\u0e14\u0e35 (Thai).",
+    "The sign above the door reads \u00ab\u0110\u00e8n l\u1ed3ng\u00bb, and a lantern "
+    "glows \U0001f3ee beside a tiny dragon \U0001f409.",
+]
+
+
+def scenario_turn(scenario: str, turn: dict) -> dict:
+    """The turn as a scenario shapes it (text scenarios only)."""
+    if scenario == "refusal":
+        return {**turn, "narration": REFUSAL, "state": {}}
+    if scenario == "very-long":
+        body = turn["narration"]
+        return {**turn, "narration": "\n\n".join([body] * 8)}
+    if scenario == "unicode-mix":
+        return {**turn, "narration": turn["narration"] + "\n\n" + " ".join(UNICODE_LINES)}
+    return turn
+
+
 class MockProvider:
     """A narrator that needs no model: deterministic, content-driven, streamed with a delay.
 
-    Scenarios reproduce a backend's behaviours: `normal`, or `non-json` (a model that
-    ignores the format and answers in plain prose).
+    `scenario` (one of SCENARIOS) reproduces what backends do: a slow first token, a stall or a
+    dropped connection mid-reply, a rate limit, an error written into the reply, a reply that
+    ignores the format, a refusal, a very long or mixed-script reply.
     """
 
     name = "mock"
 
-    def __init__(self, delay_ms: int = 25, scenario: str = "normal") -> None:
+    def __init__(self, delay_ms: int = 25, scenario: str = "normal", stall_s: float = 3.0) -> None:
         self.delay = delay_ms / 1000
         self.scenario = scenario
+        self.stall_s = stall_s
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
         ctx = request.context
-        turn = compose_turn(ctx)
-        if self.scenario == "non-json":
+        scenario = self.scenario
+        if scenario == "rate-limited":
+            body = {"error": {"message": "Rate limit reached", "code": "rate_limited"}}
+            raise from_status(429, body, {"retry-after": "30"})
+        turn = scenario_turn(scenario, compose_turn(ctx))
+        if scenario == "non-json":
             raw = turn["narration"]
         else:
             raw = json.dumps(turn, ensure_ascii=False, indent=1)
         rng = random.Random(f"chunks:{ctx.game_id}:{ctx.turn_number}")
-        for piece in chunk_text(raw, rng):
+        pieces = chunk_text(raw, rng)
+        cut = len(pieces) // 3
+        if scenario == "slow-start":
+            await asyncio.sleep(self.stall_s)
+        for index, piece in enumerate(pieces):
+            if index == cut and scenario in ("stall", "drop-mid-stream", "in-band-error"):
+                await self._fail_mid_reply(scenario)
             if self.delay:
                 await asyncio.sleep(self.delay)
             else:
                 await asyncio.sleep(0)  # still yield, so Stop and readers get a turn
             yield piece
+
+    async def _fail_mid_reply(self, scenario: str) -> None:
+        if scenario == "stall":
+            await asyncio.sleep(self.stall_s)
+            raise from_exception(TimeoutError("read timeout"), self.stall_s, mid_reply=True)
+        if scenario == "drop-mid-stream":
+            raise from_exception(ConnectionResetError("peer closed"), 0, mid_reply=True)
+        error = find_in_band_error("ChatGPT provider error (429): You've reached the usage cap")
+        raise ProviderError(f"The narrator's backend reported an error: {error}")
