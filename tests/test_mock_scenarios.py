@@ -112,3 +112,25 @@ def test_unknown_scenario_is_refused_at_start_up(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "CHATGAME_MOCK_SCENARIO" in result.stderr
+
+
+def test_scenario_chosen_per_game_on_the_new_game_page(player: Player) -> None:
+    page = player.get("/games/new").text
+    assert '<select id="mock_scenario" name="mock_scenario">' in page
+    assert '<option value="drop-mid-stream" >' in page or 'value="drop-mid-stream"' in page
+    form = {
+        "world": "lantern-isles",
+        "route": "the-drowned-bell",
+        "cast": "pim",
+        "player_name": "Ann",
+        "mock_scenario": "rate-limited",
+    }
+    response = player.post("/games", form)
+    assert response.status_code == 303
+    limited = response.headers["location"].rsplit("/", 1)[1]
+    player.finish_turn(limited)
+    assert "Try again in 30 seconds" in notice_of_head(player.play_page(limited))
+    normal = player.new_game()
+    player.finish_turn(normal)
+    assert "msg--failed" not in player.play_page(normal)
+    assert player.post("/games", {**form, "mock_scenario": "chaos"}).status_code == 400

@@ -191,7 +191,7 @@ class MockProvider:
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
         ctx = request.context
-        scenario = self.scenario
+        scenario = ctx.mock_scenario or self.scenario
         if scenario == "rate-limited":
             body = {"error": {"message": "Rate limit reached", "code": "rate_limited"}}
             raise from_status(429, body, {"retry-after": "30"})

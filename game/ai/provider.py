@@ -37,6 +37,7 @@ class TurnContext:
     action: str  # the player's action; empty for the opening
     state: StoryState
     recent_narration: list[str] = field(default_factory=list)
+    mock_scenario: str = ""  # the game's own mock scenario, if it chose one
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
+from game.ai.mock import SCENARIOS
 from game.play.catalog import Catalog
 from game.play.turns import TurnRejected
 from game.store.models import Game, new_id
@@ -20,6 +21,7 @@ class NewGameForm(BaseModel):
     cast: str
     player_name: str = Field(min_length=1, max_length=40)
     origin: str = Field("", max_length=600)
+    mock_scenario: str = ""
 
     @field_validator("player_name", "origin", mode="before")
     @classmethod
@@ -44,6 +46,8 @@ async def create_game(repo: GameRepo, catalog: Catalog, form: NewGameForm) -> Ga
         raise TurnRejected("Pick a starting route from the chosen world.")
     if form.cast not in catalog.cast:
         raise TurnRejected("Pick a companion from the list.")
+    if form.mock_scenario and form.mock_scenario not in SCENARIOS:
+        raise TurnRejected("Pick one of the mock scenarios.")
     game = Game(
         id=new_id(),
         player_id=repo.player_id,
@@ -53,6 +57,7 @@ async def create_game(repo: GameRepo, catalog: Catalog, form: NewGameForm) -> Ga
         cast_id=form.cast,
         player_name=form.player_name,
         origin=form.origin,
+        mock_scenario=form.mock_scenario,
     )
     repo.session.add(game)
     return game

@@ -208,6 +208,7 @@ class TurnService:
             action=action,
             state=state,
             recent_narration=[t for r, t in history if r == "assistant"][-3:],
+            mock_scenario=game.mock_scenario,
         )
         if action:
             history = [*history, ("user", action)]

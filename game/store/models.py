@@ -41,6 +41,7 @@ class Game(Base):
     head_id: Mapped[str | None] = mapped_column(String(32), default=None)
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     image_mode: Mapped[str] = mapped_column(String(16), default="suggest")  # off|suggest|force
+    mock_scenario: Mapped[str] = mapped_column(String(32), default="")  # "" = the server's default
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

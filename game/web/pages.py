@@ -8,6 +8,7 @@ from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Response, Template
 
+from game.ai.mock import SCENARIOS
 from game.ai.openai_compat import OpenAICompatProvider
 from game.play.catalog import Catalog
 from game.play.games import NewGameForm, clean_title, create_game
@@ -76,7 +77,15 @@ async def probe_backend(request: Request) -> Response:
 @get("/games/new", name="new_game")
 async def new_game(request: Request) -> Template:
     catalog: Catalog = request.app.state.catalog
-    return Template("pages/new_game.html", context={"catalog": catalog, "request": request})
+    settings: Settings = request.app.state.settings
+    return Template(
+        "pages/new_game.html",
+        context={
+            "catalog": catalog,
+            "scenarios": SCENARIOS if settings.ai_mode == "mock" else (),
+            "default_scenario": settings.mock_scenario,
+        },
+    )
 
 
 @post("/games", name="create_game", dependencies={"repo": provide_repo})
@@ -84,7 +93,10 @@ async def create(request: Request, repo: GameRepo) -> Redirect:
     form = await request.form()
     try:
         data = NewGameForm.model_validate(
-            {k: form.get(k, "") for k in ("world", "route", "cast", "player_name", "origin")}
+            {
+                k: form.get(k, "")
+                for k in ("world", "route", "cast", "player_name", "origin", "mock_scenario")
+            }
         )
     except ValueError:
         raise TurnRejected(
