@@ -60,6 +60,30 @@ async def run_worker(settings: Settings) -> None:
     await engine.dispose()
 
 
+async def run_seed(settings: Settings, games: int, turns: int, player: str) -> int:
+    """Fill the database with mock games for `player` (a new player id when empty)."""
+    import secrets
+    import time
+
+    from game.play.catalog import load_catalog
+    from game.play.seed import seed
+    from game.store.db import make_engine, make_sessionmaker, migrate
+
+    player = player or secrets.token_hex(16)
+    engine = make_engine(settings)
+    await migrate(engine)
+    started = time.perf_counter()
+    ids = await seed(
+        make_sessionmaker(engine), load_catalog(settings.content_dir), player, games, turns
+    )
+    await engine.dispose()
+    print(
+        f"seeded {len(ids)} games of {turns} turns for player {player} "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m game", description="Arcadia, an LLM roleplay game."
@@ -68,8 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "doctor", "worker"],
+        choices=["serve", "doctor", "worker", "seed"],
         help="what to run (default: serve)",
+    )
+    parser.add_argument("--reload", action="store_true", help="serve: restart on code changes")
+    parser.add_argument("--games", type=int, default=10, help="seed: how many games")
+    parser.add_argument("--turns", type=int, default=20, help="seed: turns per game")
+    parser.add_argument(
+        "--player", default="", help="seed: the player id to own them (see /about); default: new"
     )
     args = parser.parse_args(argv)
 
@@ -85,10 +115,25 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         asyncio.run(run_worker(settings))
         return 0
+    if args.command == "seed":
+        return asyncio.run(run_seed(settings, args.games, args.turns, args.player))
     if args.command == "serve":
         from game.app import create_app
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        if args.reload:  # developer mode: code, templates, static files and content reload
+            print(f"Arcadia (reloading) on http://{settings.host}:{settings.port}", flush=True)
+            uvicorn.run(
+                "game.app:create_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                reload=True,
+                reload_dirs=["game", "templates", "static"],
+                reload_includes=["*.py", "*.html", "*.css", "*.js", "*.toml", "*.j2"],
+            )
+            return 0
         app = create_app(settings)
         print(
             f"Arcadia ({settings.ai_mode} mode) on http://{settings.host}:{settings.port}",

@@ -134,3 +134,47 @@ def test_scenario_chosen_per_game_on_the_new_game_page(player: Player) -> None:
     player.finish_turn(normal)
     assert "msg--failed" not in player.play_page(normal)
     assert player.post("/games", {**form, "mock_scenario": "chaos"}).status_code == 400
+
+
+def test_seeded_games_open_and_play(own_server: Server) -> None:
+    import subprocess
+    import sys
+
+    from tests.appserver import ROOT
+
+    own_server.start()
+    player = Player(own_server)
+    player_id = player.client.cookies.get("arcadia_player") or ""
+    if not player_id:
+        player.get("/")
+        player_id = player.client.cookies["arcadia_player"]
+    player_id = player_id.split(".")[0]
+    assert player_id in player.get("/about").text
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "game",
+            "seed",
+            "--games",
+            "3",
+            "--turns",
+            "20",
+            "--player",
+            player_id,
+        ],
+        cwd=ROOT,
+        env=own_server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "seeded 3 games of 20 turns" in result.stdout
+    home = player.get("/").text
+    games = re.findall(r'<a class="save__main" href="/games/(\w+)"', home)
+    assert len(games) == 3 and "20 turns" in home
+    page = player.play_page(games[0])
+    assert page.count('class="msg msg--narrator msg--done"') == 21
+    player.post(f"/games/{games[0]}/turns", {"choice": "c0"})
+    assert player.finish_turn(games[0])

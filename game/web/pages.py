@@ -58,6 +58,7 @@ async def about(request: Request) -> Template:
             "config": settings.public_view(),
             "caps": caps,
             "live": settings.ai_mode == "live",
+            "player_id": request.scope["state"]["player_id"],
         },
     )
 

@@ -1,0 +1,107 @@
+"""`python -m game seed`: fill the database with varied mock games, for UI work and benchmarks.
+
+Turns are written straight to the database (no streaming) with the mock narrator's output,
+parsed and merged by the same code as played turns, so seeded games open and play normally.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import timedelta
+
+from game.ai.mock import compose_turn
+from game.ai.provider import TurnContext
+from game.play.catalog import Catalog
+from game.play.state import merge_state
+from game.play.turn_format import parse_turn
+from game.store.models import Game, Message, new_id, utcnow
+
+NAMES = ["Mara Quill", "Ash Verano", "Ilse Brand", "Tomas Reed", "Nell Okafor", "Ravi Sen"]
+
+
+def build_game(catalog: Catalog, player_id: str, turns: int, rng: random.Random) -> list[object]:
+    """One game with `turns` played turns: the Game row and its messages, oldest first."""
+    route = rng.choice(list(catalog.routes.values()))
+    world, cast = catalog.worlds[route.world], rng.choice(list(catalog.cast.values()))
+    name = rng.choice(NAMES)
+    started = utcnow() - timedelta(days=rng.randint(0, 30), minutes=rng.randint(0, 600))
+    game = Game(
+        id=new_id(),
+        player_id=player_id,
+        title=f"{route.title} · {name}",
+        world_id=world.id,
+        route_id=route.id,
+        cast_id=cast.id,
+        player_name=name,
+        origin="",
+        turn_count=turns,
+        created_at=started,
+        updated_at=started + timedelta(minutes=turns),
+    )
+    rows: list[object] = [game]
+    state, parent, action = route.state, None, ""
+    for number in range(turns + 1):
+        if number:
+            user = Message(
+                id=new_id(),
+                game_id=game.id,
+                parent_id=parent.id,
+                depth=parent.depth + 1,
+                role="user",
+                content=action,
+                status="done",
+                raw="",
+                hint="",
+                notice="",
+                created_at=started,
+            )
+            rows.append(user)
+            parent = user
+        ctx = TurnContext(
+            game_id=game.id,
+            world=world,
+            route=route,
+            cast=cast,
+            player_name=name,
+            origin="",
+            turn_number=number,
+            action=action,
+            state=state,
+        )
+        raw = json.dumps(compose_turn(ctx), ensure_ascii=False)
+        turn = parse_turn(raw)
+        state = merge_state(state, turn.state_update)
+        reply = Message(
+            id=new_id(),
+            game_id=game.id,
+            parent_id=parent.id if parent else None,
+            depth=parent.depth + 1 if parent else 0,
+            role="assistant",
+            content=turn.narration,
+            status="done",
+            raw=raw,
+            state=state.model_dump(),
+            choices=turn.choices,
+            hint=turn.hint,
+            scene=turn.scene or None,
+            notice="",
+            created_at=started,
+        )
+        rows.append(reply)
+        parent, action = reply, rng.choice(turn.choices)
+    game.head_id = parent.id if parent else None
+    return rows
+
+
+async def seed(sessions, catalog: Catalog, player_id: str, games: int, turns: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """Create the games; returns their ids."""
+    rng = random.Random(f"seed:{player_id}:{games}:{turns}")
+    ids = []
+    for _ in range(games):
+        rows = build_game(catalog, player_id, turns, rng)
+        async with sessions() as session:
+            session.add_all(rows)
+            await session.commit()
+        ids.append(rows[0].id)  # type: ignore[attr-defined]
+    return ids
