@@ -84,7 +84,7 @@ async def new_game(request: Request) -> Template:
         context={
             "catalog": catalog,
             "scenarios": SCENARIOS if settings.ai_mode == "mock" else (),
-            "default_scenario": settings.mock_scenario,
+            "default_scenario": request.query_params.get("scenario") or settings.mock_scenario,
         },
     )
 

@@ -171,3 +171,20 @@ def test_screenshots_at_phone_and_desktop(browser, game_server: Server) -> None:
         # no horizontal scrolling at this width
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         assert page.js_errors == []
+
+
+def test_workbench_screenshots(browser, game_server: Server) -> None:  # type: ignore[no-untyped-def]
+    for label, viewport in [("phone", PHONE), ("desktop", DESKTOP)]:
+        page = new_page(browser, viewport)
+        page.goto(game_server.url + "/workbench")
+        expect(page.get_by_role("heading", name="UI workbench")).to_be_visible()
+        page.locator("#wb-state-extremes").scroll_into_view_if_needed()
+        # the sample frames load lazily once scrolled into view
+        expect(
+            page.frame_locator("iframe[src$='state-extremes']").first.get_by_role(
+                "region", name="Story state"
+            )
+        ).to_be_visible()
+        page.wait_for_timeout(1200)
+        screenshot(page, f"workbench-{label}")
+        assert page.js_errors == []
