@@ -65,9 +65,7 @@ def make_painter(settings: Settings, provider: Provider) -> Painter:
             settings.image_model,
             cancellable=lambda: bool(provider.capabilities.operation_cancel),
         )
-    scenario = settings.mock_scenario
-    delay = settings.mock_delay_ms * (10 if scenario == "art-slow" else 1)
-    return MockPainter(delay_ms=delay, fail=scenario == "art-fails")
+    return MockPainter(delay_ms=settings.mock_delay_ms, scenario=settings.mock_scenario)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -37,8 +37,8 @@ class PaintError(RuntimeError):
 
 
 class Painter(Protocol):
-    async def paint(self, prompt: str, job_id: str) -> tuple[bytes, str]:
-        """Return (image bytes, file extension) for the prompt."""
+    async def paint(self, prompt: str, job_id: str, scenario: str = "") -> tuple[bytes, str]:
+        """Return (image bytes, file extension) for the prompt (`scenario`: the game's mock one)."""
         ...
 
     async def fetch_picture(self, link: str) -> tuple[bytes, str]:
@@ -128,18 +128,23 @@ def paint_mock_picture(prompt: str, size: tuple[int, int] = (768, 432)) -> bytes
 
 
 class MockPainter:
-    """Paints without a backend, after a delay scaled from CHATGAME_MOCK_DELAY_MS."""
+    """Paints without a backend, after a delay scaled from CHATGAME_MOCK_DELAY_MS.
 
-    def __init__(self, delay_ms: int = 25, fail: bool = False) -> None:
+    The mock scenarios `art-fails` and `art-slow` (the server's default, or the game's own)
+    make it fail, or take ten times as long.
+    """
+
+    def __init__(self, delay_ms: int = 25, scenario: str = "normal") -> None:
         self.delay = delay_ms * 40 / 1000  # a picture takes ~40 chunks' worth of time
-        self.fail = fail
+        self.scenario = scenario
 
     async def fetch_picture(self, link: str) -> tuple[bytes, str]:
         raise PaintError("The mock narrator links no pictures.", unsupported=True)
 
-    async def paint(self, prompt: str, job_id: str) -> tuple[bytes, str]:
-        await asyncio.sleep(self.delay)
-        if self.fail:
+    async def paint(self, prompt: str, job_id: str, scenario: str = "") -> tuple[bytes, str]:
+        scenario = scenario or self.scenario
+        await asyncio.sleep(self.delay * (10 if scenario == "art-slow" else 1))
+        if scenario == "art-fails":
             raise PaintError("The mock painter was told to fail (scenario art-fails).")
         data = await asyncio.to_thread(paint_mock_picture, prompt)
         return data, verify_image(data)
@@ -161,7 +166,7 @@ class OpenAIPainter:
         self.base_url = str(client.base_url)
         self.cancellable = cancellable  # does the backend take operation ids (chatgpt-api)?
 
-    async def paint(self, prompt: str, job_id: str) -> tuple[bytes, str]:
+    async def paint(self, prompt: str, job_id: str, scenario: str = "") -> tuple[bytes, str]:
         request: dict[str, Any] = {"model": self.model, "prompt": prompt, "n": 1}
         operation = f"arcadia-{job_id}" if self.cancellable() else ""
         if operation:  # our own id, so that Cancel can stop the bridge's image job

@@ -185,7 +185,9 @@ class ArtService:
             if job.source_url:
                 data, extension = await self.painter.fetch_picture(job.source_url)
             else:
-                data, extension = await self.painter.paint(job.prompt, job.id)
+                data, extension = await self.painter.paint(
+                    job.prompt, job.id, await self._scenario_of(job.game_id)
+                )
         except PaintError as exc:
             if exc.unsupported and not job.source_url:
                 self.disabled_reason = str(exc)
@@ -211,6 +213,11 @@ class ArtService:
         tmp = self.image_dir / f".{job_id}.part"  # unique per job: concurrent equal pictures
         tmp.write_bytes(data)
         tmp.replace(path)
+
+    async def _scenario_of(self, game_id: str) -> str:
+        """The game's own mock scenario ("" when it has none, or the game is gone)."""
+        async with self.sessions() as session:
+            return await session.scalar(select(Game.mock_scenario).where(Game.id == game_id)) or ""
 
     async def _settle(self, job_id: str, **values: str) -> None:
         """Store a result, but only while the job is still running (never over a cancel)."""

@@ -60,13 +60,11 @@ def test_text_scenarios_from_the_page(browser, scenario_server: Server, scenario
     ("scenario", "badge"), [("art-fails", "Picture failed"), ("art-slow", "Painting the scene")]
 )
 def test_art_scenarios_from_the_page(browser, tmp_path, scenario: str, badge: str) -> None:  # type: ignore[no-untyped-def]
-    # art scenarios act on the painter, which the server's default scenario configures
-    server = make_server(
-        tmp_path, CHATGAME_MOCK_SCENARIO=scenario, CHATGAME_MOCK_DELAY_MS="5"
-    ).start()
+    server = make_server(tmp_path, CHATGAME_MOCK_DELAY_MS="5").start()
     try:
         page = new_page(browser)
         page.goto(f"{server.url}/games/new")
+        page.get_by_label("How the mock narrator behaves in this game").select_option(scenario)
         page.get_by_label("Your name").fill("Mara")
         page.get_by_role("button", name="Begin the story").click()
         expect(page.locator("#scene")).to_contain_text(badge, timeout=20_000)
