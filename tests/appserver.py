@@ -239,3 +239,26 @@ def start_fake_backend(log_path: Path, delay_ms: float = 3.0) -> FakeBackend:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise RuntimeError("fake backend did not start")
+
+
+def run_game(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `python -m game ARGS` to completion with only PATH and the given variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "game", *args],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def start_live_server(tmp: Path, backend: FakeBackend, profile: str, **env: str) -> Server:
+    """A game in live mode pointed at one profile of the fake backend."""
+    settings = {
+        "CHATGAME_OPENAI_BASE_URL": backend.base_url(profile),
+        "CHATGAME_OPENAI_API_KEY": "sk-test-key",
+        "CHATGAME_READ_TIMEOUT": "3",
+        **env,
+    }
+    return make_server(tmp, **settings).start()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.appserver import FakeBackend, Player, Server, make_server
+from tests.appserver import FakeBackend, Player, Server, make_server, start_live_server
 
 
 def art_panel(player: Player, game: str) -> str:
@@ -78,9 +78,7 @@ def test_cancel_a_running_job_and_a_late_result_does_not_land(slow_server: Serve
 
 
 def live(tmp: Path, backend: FakeBackend, profile: str, **env: str) -> Server:
-    return make_server(
-        tmp, CHATGAME_OPENAI_BASE_URL=backend.base_url(profile), CHATGAME_READ_TIMEOUT="5", **env
-    ).start()
+    return start_live_server(tmp, backend, profile, CHATGAME_READ_TIMEOUT="5", **env)
 
 
 @pytest.mark.parametrize(

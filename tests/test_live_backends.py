@@ -7,27 +7,15 @@ The game runs as a real server pointed at the fake backend (tests/fake_openai.py
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.appserver import ROOT, FakeBackend, Player, Server, make_server
+from tests.appserver import FakeBackend, Player, Server, make_server, run_game, start_live_server
 
 PROFILES = ["openai", "llama", "bridge", "chat2api", "to-api"]
-
-
-def live_server(tmp: Path, backend: FakeBackend, profile: str, **env: str) -> Server:
-    return make_server(
-        tmp,
-        CHATGAME_OPENAI_BASE_URL=backend.base_url(profile),
-        CHATGAME_OPENAI_API_KEY="sk-test-key",
-        CHATGAME_READ_TIMEOUT="3",
-        **env,
-    ).start()
 
 
 @pytest.fixture(scope="module", params=PROFILES)
@@ -37,7 +25,7 @@ def profile_server(
     fake_backend: FakeBackend,
 ) -> Iterator[tuple[str, Server]]:
     profile = request.param
-    server = live_server(tmp_path_factory.mktemp(f"live-{profile}"), fake_backend, profile)
+    server = start_live_server(tmp_path_factory.mktemp(f"live-{profile}"), fake_backend, profile)
     yield profile, server
     server.stop()
 
@@ -46,7 +34,7 @@ def profile_server(
 def openai_server(
     tmp_path_factory: pytest.TempPathFactory, fake_backend: FakeBackend
 ) -> Iterator[Server]:
-    server = live_server(tmp_path_factory.mktemp("live-faults"), fake_backend, "openai")
+    server = start_live_server(tmp_path_factory.mktemp("live-faults"), fake_backend, "openai")
     yield server
     server.stop()
 
@@ -168,7 +156,7 @@ def test_non_json_output_is_a_readable_turn_with_state_unchanged(
 def test_in_band_errors_of_each_bridge(
     tmp_path: Path, fake_backend: FakeBackend, profile: str
 ) -> None:
-    server = live_server(tmp_path, fake_backend, profile)
+    server = start_live_server(tmp_path, fake_backend, profile)
     try:
         player = Player(server)
         game = player.new_game()
@@ -189,7 +177,7 @@ def test_in_band_errors_of_each_bridge(
 def test_stop_closes_the_stream_and_cancels_bridge_operations(
     tmp_path: Path, fake_backend: FakeBackend, profile: str
 ) -> None:
-    server = live_server(tmp_path, fake_backend, profile)
+    server = start_live_server(tmp_path, fake_backend, profile)
     try:
         player = Player(server)
         game = player.new_game()
@@ -242,15 +230,7 @@ def test_backend_down_is_a_readable_failure(tmp_path: Path) -> None:
 def test_doctor_prints_the_capability_table(
     fake_backend: FakeBackend, profile: str, expected: dict[str, str]
 ) -> None:
-    env = {"PATH": "/usr/bin:/bin", "CHATGAME_OPENAI_BASE_URL": fake_backend.base_url(profile)}
-    result = subprocess.run(
-        [sys.executable, "-m", "game", "doctor"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_game("doctor", CHATGAME_OPENAI_BASE_URL=fake_backend.base_url(profile))
     assert result.returncode == 0, result.stdout + result.stderr
     for name, value in {"Streaming chat": "yes", **expected}.items():
         assert re.search(rf"^{name}\s+{value}\b", result.stdout, re.M), result.stdout

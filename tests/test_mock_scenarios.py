@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.appserver import Player, Server, make_server
+from tests.appserver import Player, Server, make_server, run_game
 from tests.test_art import wait_for_art
 from tests.test_live_backends import narration_of_head, notice_of_head
 
@@ -93,24 +93,7 @@ def test_art_scenarios(tmp_path: Path) -> None:
 
 
 def test_unknown_scenario_is_refused_at_start_up(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from tests.appserver import ROOT
-
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "CHATGAME_MOCK_SCENARIO": "chaos",
-        "CHATGAME_DB_PATH": str(tmp_path / "a.sqlite"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "game"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_game(CHATGAME_MOCK_SCENARIO="chaos", CHATGAME_DB_PATH=str(tmp_path / "a.sqlite"))
     assert result.returncode == 2 and "CHATGAME_MOCK_SCENARIO" in result.stderr
 
 

@@ -1,13 +1,11 @@
 """Configuration: defaults, mode resolution, and clear start-up failures."""
 
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
 from game.settings import SettingsError, load_settings
-from tests.appserver import ROOT, Player, Server
+from tests.appserver import Player, Server, run_game
 
 
 @pytest.fixture(autouse=True)
@@ -71,19 +69,7 @@ def test_live_mode_without_base_url_is_refused(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_server_refuses_to_start_with_a_bad_value(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "CHATGAME_PORT": "not-a-port",
-        "CHATGAME_DB_PATH": str(tmp_path / "a.sqlite"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "game"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_game(CHATGAME_PORT="not-a-port", CHATGAME_DB_PATH=str(tmp_path / "a.sqlite"))
     assert result.returncode == 2
     assert "CHATGAME_PORT" in result.stderr
 
