@@ -424,7 +424,7 @@ class TurnService:
                 try:
                     turn = parse_turn(raw)
                 except TurnFormatError as exc:
-                    if narration_complete and message.content:
+                    if narration_complete and any(ch.isalpha() for ch in message.content):
                         # The story part arrived whole; only the structured part is unusable.
                         message.choices = FALLBACK_CHOICES
                         message.notice = UNREADABLE_STATE_NOTICE
