@@ -37,15 +37,21 @@ async def run_worker(settings: Settings) -> None:
     from game.app import make_painter, make_provider
     from game.play.art import ArtService
     from game.store.db import make_engine, make_sessionmaker, migrate
+    from game.store.instances import Instance
 
     engine = make_engine(settings)
     await migrate(engine)
+    instance = Instance(engine)
+    await instance.start()
     art = ArtService(
         make_sessionmaker(engine),
         make_painter(settings, make_provider(settings)),
         settings.image_dir,
         settings.image_concurrency,
+        instance=instance,
     )
+    await art.recover()
+    watcher = asyncio.create_task(instance.watch(art.recover))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -56,7 +62,9 @@ async def run_worker(settings: Settings) -> None:
         flush=True,
     )
     await stop.wait()
+    watcher.cancel()
     await art.stop()  # a picture in progress goes back to the queue
+    await instance.stop()
     await engine.dispose()
 
 

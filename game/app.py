@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -21,10 +22,12 @@ from game.ai.provider import Provider
 from game.play.art import ArtService
 from game.play.backends import BackendService
 from game.play.catalog import load_catalog
+from game.play.fanout import TurnFanout, asyncpg_dsn
 from game.play.live import TurnHub
 from game.play.turns import TurnService
 from game.settings import PROJECT_ROOT, Settings, load_settings
 from game.store.db import make_engine, make_sessionmaker, migrate
+from game.store.instances import Instance
 from game.web import art_pages, errors, pages, play, workbench
 from game.web.players import player_middleware
 from game.web.templating import configure_environment
@@ -75,40 +78,61 @@ def create_app(settings: Settings | None = None) -> Litestar:
     provider = make_provider(settings)
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
+    instance = Instance(engine)
     backends = BackendService(sessions, settings)
     art = ArtService(
-        sessions, make_painter(settings, provider), settings.image_dir, settings.image_concurrency
+        sessions,
+        make_painter(settings, provider),
+        settings.image_dir,
+        settings.image_concurrency,
+        instance=instance,
     )
+    hub = TurnHub()
+    fanout = TurnFanout(asyncpg_dsn(settings.sqlalchemy_url), hub) if instance.shared else None
     turns = TurnService(
         sessions=sessions,
         catalog=catalog,
         provider=provider,
-        hub=TurnHub(),
+        hub=hub,
         max_action_chars=settings.max_action_chars,
         art=art,
+        instance=instance,
+        fanout=fanout,
     )
+    if fanout is not None:
+        fanout.on_stop = turns.stop_here
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         await migrate(engine)
+        await instance.start()
+        if fanout is not None:
+            await fanout.start()
         if isinstance(provider, OpenAICompatProvider):
             await backends.load_or_probe(provider)
         recovered = await turns.recover_interrupted()
         if recovered:
             log.warning("marked %d turn(s) interrupted by the last shutdown", recovered)
+        recoverers = [turns.recover_interrupted]
         if settings.in_app_worker:
             requeued = await art.recover()
             if requeued:
                 log.warning("%d scene picture(s) were being painted at the last shutdown", requeued)
             art.start()
+            recoverers.append(art.recover)
+        watcher = asyncio.create_task(instance.watch(*recoverers), name="recover-crashed")
         try:
             yield
         finally:
+            watcher.cancel()
             await art.stop()
             saved = await turns.shutdown()
             if saved:
                 log.warning("shutting down: saved %d running turn(s) as interrupted", saved)
+            if fanout is not None:
+                await fanout.close()
+            await instance.stop()
             await engine.dispose()
 
     key = secret_key(settings)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.databases import database_env
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -72,7 +74,7 @@ def make_server(tmp: Path, **env: str) -> Server:
     base = {k: v for k, v in os.environ.items() if not k.startswith("CHATGAME_")}
     base.update(
         CHATGAME_PORT=str(port),
-        CHATGAME_DB_PATH=str(tmp / "arcadia.sqlite"),
+        **database_env(tmp),
         CHATGAME_IMAGE_DIR=str(tmp / "images"),
         CHATGAME_MOCK_DELAY_MS="0",
         CHATGAME_SECRET_KEY="test-secret-" + tmp.name,

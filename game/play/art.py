@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from game.ai.painters import Painter, PaintError
 from game.play.catalog import World
+from game.store.instances import Instance
 from game.store.models import ArtJob, Game, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,15 @@ class ArtService:
     """Runs the workers of this process and the job actions the pages offer."""
 
     def __init__(
-        self, sessions: async_sessionmaker, painter: Painter, image_dir: Path, concurrency: int = 1
+        self,
+        sessions: async_sessionmaker,
+        painter: Painter,
+        image_dir: Path,
+        concurrency: int = 1,
+        instance: Instance | None = None,
     ) -> None:
         self.sessions = sessions
+        self.instance = instance  # owner of the jobs this process claims
         self.painter = painter
         self.image_dir = image_dir
         self.concurrency = concurrency
@@ -95,20 +102,40 @@ class ArtService:
     # ---- lifecycle ----------------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """At start-up: jobs left running by a crash are queued again, or failed after 3 tries."""
+        """Jobs left running by a crashed process are queued again, or failed after 3 tries.
+
+        Runs at start-up and, where processes share the database, now and then: only jobs
+        whose owning process is gone are touched, each by a compare-and-set on its owner.
+        """
         async with self.sessions() as session:
-            rows = (await session.scalars(select(ArtJob).where(ArtJob.status == "running"))).all()
-            for job in rows:
-                if job.attempts >= MAX_ATTEMPTS:
-                    job.status, job.error = (
-                        "failed",
-                        "The painter stopped too many times; retry it.",
+            rows = (
+                await session.execute(
+                    select(ArtJob.id, ArtJob.owner, ArtJob.attempts).where(
+                        ArtJob.status == "running"
                     )
-                else:
-                    job.status = "queued"
-                job.updated_at = utcnow()
+                )
+            ).all()
+            if not rows:
+                return 0
+            owners = {row.owner for row in rows}
+            dead = await self.instance.dead(owners) if self.instance is not None else owners
+            recovered = 0
+            for job_id, owner, attempts in rows:
+                if owner not in dead or job_id in self._running:
+                    continue
+                values = (
+                    {"status": "failed", "error": "The painter stopped too many times; retry it."}
+                    if attempts >= MAX_ATTEMPTS
+                    else {"status": "queued"}
+                )
+                result = await session.execute(
+                    update(ArtJob)
+                    .where(ArtJob.id == job_id, ArtJob.status == "running", ArtJob.owner == owner)
+                    .values(**values, updated_at=utcnow())
+                )
+                recovered += result.rowcount
             await session.commit()
-            return len(rows)
+            return recovered
 
     def start(self) -> None:
         self.image_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +198,12 @@ class ArtService:
                 result = await session.execute(
                     update(ArtJob)
                     .where(and_(ArtJob.id == job.id, ArtJob.status == "queued"))
-                    .values(status="running", attempts=ArtJob.attempts + 1, updated_at=utcnow())
+                    .values(
+                        status="running",
+                        attempts=ArtJob.attempts + 1,
+                        owner=self.instance.id if self.instance is not None else "",
+                        updated_at=utcnow(),
+                    )
                     .execution_options(synchronize_session=False)
                 )
                 await session.commit()

@@ -26,16 +26,19 @@ from game.play.art import (
     wants_picture,
 )
 from game.play.catalog import Catalog
+from game.play.fanout import TurnFanout
 from game.play.live import TurnHub
 from game.play.prompts import build_messages
 from game.play.state import StoryState, merge_state
 from game.play.turn_format import NarrationStream, TurnFormatError, parse_turn
+from game.store.instances import Instance
 from game.store.models import Game, Message, new_id
 from game.store.repo import GameRepo
 
 log = logging.getLogger(__name__)
 
 SAVE_PARTIAL_EVERY = 1.0  # seconds between saves of streaming replies' text
+STOP_WAIT_SECONDS = 5.0  # how long a Stop relayed to another process may take to land
 HISTORY_MESSAGES = 24  # recent messages of the branch the prompt is built from
 HISTORY_CACHE_GAMES = 2000  # games whose recent history this process remembers
 FALLBACK_CHOICES = ["Look around carefully", "Press on", "Wait and listen"]
@@ -82,6 +85,8 @@ class TurnService:
     hub: TurnHub
     max_action_chars: int = 2000
     art: ArtService | None = None
+    instance: Instance | None = None  # this process, as owner of the turns it writes
+    fanout: TurnFanout | None = None  # several processes on PostgreSQL: streams and Stop relay
     closing: bool = False
     # Recent branch text per game, keyed by head id: spares the database on the turn's hot path.
     _history: OrderedDict[str, tuple[str, list[tuple[str, str]]]] = field(
@@ -233,6 +238,10 @@ class TurnService:
         """
         live = self.hub.open(plan.reply_id, plan.game_id)
         live.task = asyncio.create_task(self._generate(plan), name=f"turn-{plan.reply_id}")
+        if self.instance is not None:
+            for row in rows:
+                if row.status == "streaming":
+                    row.owner = self.instance.id
         repo.session.add_all(rows)
         game.head_id = plan.reply_id
         repo.touch(game)
@@ -246,31 +255,67 @@ class TurnService:
 
     async def stop(self, repo: GameRepo, game: Game, message: Message) -> None:
         """End generation now; the partial reply is kept and marked stopped."""
-        live = self.hub.get(message.id)
-        if live and live.task and not live.task.done():
-            live.task.cancel()
-            await asyncio.wait({live.task}, timeout=5)
+        if await self.stop_here(message.id) or not message.is_live:
             return
-        if message.is_live:  # no task here (lost in a crash): settle the row directly
+        if self.fanout is not None and await self._stop_elsewhere(message.id):
+            return
+        # Nobody writes it any more (its process crashed): settle the row directly.
+        if self.instance is None or await self.instance.dead({message.owner}):
             plan = await self._plan_from_database(message.id)
             if plan is not None:
                 await self._finish(plan, message.raw, message.content, "stopped", STOPPED_NOTICE)
 
+    async def stop_here(self, message_id: str) -> bool:
+        """Stop the turn if this process writes it; True if it did."""
+        live = self.hub.get(message_id)
+        if live and live.task and not live.task.done():
+            live.task.cancel()
+            await asyncio.wait({live.task}, timeout=STOP_WAIT_SECONDS)
+            return True
+        return False
+
+    async def _stop_elsewhere(self, message_id: str) -> bool:
+        """Relay a Stop to the process writing the turn; True once its row has settled."""
+        assert self.fanout is not None
+        await self.fanout.request_stop(message_id)
+        deadline = asyncio.get_running_loop().time() + STOP_WAIT_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+            async with self.sessions() as session:
+                status = await session.scalar(
+                    select(Message.status).where(Message.id == message_id)
+                )
+            if status != "streaming":
+                return True
+        return False
+
     async def recover_interrupted(self) -> int:
-        """At start-up: turns left streaming by a crash keep their text, marked interrupted."""
+        """Turns left streaming by a crashed process keep their text, marked interrupted.
+
+        Runs at start-up and, where processes share the database, now and then: only turns
+        whose owning process is gone are touched.
+        """
         async with self.sessions() as session:
             rows = (
                 await session.execute(
-                    select(Message.id, Message.raw, Message.content).where(
+                    select(Message.id, Message.raw, Message.content, Message.owner).where(
                         Message.status == "streaming"
                     )
                 )
             ).all()
-        for message_id, raw, content in rows:
+        if not rows:
+            return 0
+        owners = {row.owner for row in rows}
+        dead = await self.instance.dead(owners) if self.instance is not None else owners
+        recovered = 0
+        for message_id, raw, content, owner in rows:
+            if owner not in dead or self.hub.get(message_id) is not None:
+                continue
             plan = await self._plan_from_database(message_id)
             if plan is not None:
                 await self._finish(plan, raw, content, "interrupted", INTERRUPTED_NOTICE)
-        return len(rows)
+                recovered += 1
+        return recovered
 
     async def shutdown(self, grace: float = 5.0) -> int:
         """Save every running turn as interrupted (its text kept) before the process exits."""

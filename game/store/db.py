@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,12 +18,16 @@ from sqlalchemy.ext.asyncio import (
 from game.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK = 0x41524344  # "ARCD": the advisory lock held while migrating PostgreSQL
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
     if not settings.is_sqlite:
-        return create_async_engine(settings.sqlalchemy_url, pool_pre_ping=True)
+        # Kept small: several app and worker processes share the server's connection limit.
+        return create_async_engine(
+            settings.sqlalchemy_url, pool_pre_ping=True, pool_size=10, max_overflow=20
+        )
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     # Each request may hold a connection while it queues for the single SQLite writer, so the
     # pool must cover the requests in flight (a connection is one small thread).
@@ -127,4 +131,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema up to date (run at every start-up; a no-op when current)."""
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Several processes may start at once; one migrates while the others wait.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(sync_conn), "head"))

@@ -69,6 +69,8 @@ class Message(Base):
     hint: Mapped[str] = mapped_column(Text, default="")
     scene: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     notice: Mapped[str] = mapped_column(Text, default="")  # what went wrong, for the player
+    # the process writing it while streaming (game/store/instances.py tells whether it lives)
+    owner: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     @property
@@ -104,6 +106,7 @@ class ArtJob(Base):
     image: Mapped[str] = mapped_column(String(100), default="")  # file name under the image dir
     # a picture the backend already made (markdown image in a chat reply): fetched, not painted
     source_url: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(String(32), default="")  # the process painting it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -131,7 +131,24 @@ async def stream(
                     continue
                 position, piece = item
                 yield ServerSentEventMessage(data=json.dumps(piece), event="delta", id=position)
-        elif is_live:  # written by another process, or lost: follow the saved row
+        elif is_live and turns.fanout is not None:  # written by another app process
+            async for item in turns.fanout.follow(message_id, position):
+                if item is not None:
+                    position, piece = item
+                    yield ServerSentEventMessage(data=json.dumps(piece), event="delta", id=position)
+                    continue
+                # Quiet: the writer may have finished before we asked, or crashed.
+                async with sessions() as session:
+                    row = await session.get(Message, message_id)
+                if row is None or not row.is_live:
+                    if row is not None and len(row.content) > position:
+                        piece, position = row.content[position:], len(row.content)
+                        yield ServerSentEventMessage(
+                            data=json.dumps(piece), event="delta", id=position
+                        )
+                    break
+                yield ServerSentEventMessage(comment="still writing")
+        elif is_live:  # lost by a crash and not yet settled: follow the saved row
             while True:
                 async with sessions() as session:
                     row = await session.get(Message, message_id)

@@ -1,7 +1,8 @@
 """Alembic environment: the connection from game.store.db.migrate, or one from the settings."""
 
+import asyncio
+
 from alembic import context
-from sqlalchemy import create_engine
 
 from game.store.models import Base
 
@@ -18,10 +19,14 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
 connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
-else:  # the alembic command line: derive a sync URL from the settings
+else:  # the alembic command line: the same start-up migration, on the configured database
     from game.settings import load_settings
+    from game.store.db import make_engine
 
-    url = load_settings().sqlalchemy_url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg")
-    with create_engine(url).connect() as conn:
-        _run(conn)
-        conn.commit()
+    async def _cli() -> None:
+        engine = make_engine(load_settings())
+        async with engine.begin() as conn:
+            await conn.run_sync(_run)
+        await engine.dispose()
+
+    asyncio.run(_cli())
