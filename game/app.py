@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
@@ -109,19 +110,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await instance.start()
         if fanout is not None:
             await fanout.start()
+        chores: list[Callable[[], Awaitable[int | None]]] = [turns.recover_interrupted]
         if isinstance(provider, OpenAICompatProvider):
             await backends.load_or_probe(provider)
+            await backends.apply_models(provider, art.painter)
+            chores.append(partial(backends.apply_models, provider, art.painter))
         recovered = await turns.recover_interrupted()
         if recovered:
             log.warning("marked %d turn(s) interrupted by the last shutdown", recovered)
-        recoverers = [turns.recover_interrupted]
         if settings.in_app_worker:
             requeued = await art.recover()
             if requeued:
                 log.warning("%d scene picture(s) were being painted at the last shutdown", requeued)
             art.start()
-            recoverers.append(art.recover)
-        watcher = asyncio.create_task(instance.watch(*recoverers), name="recover-crashed")
+            chores.append(art.recover)
+        watcher = asyncio.create_task(instance.watch(*chores), name="shared-database-chores")
         try:
             yield
         finally:

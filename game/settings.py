@@ -97,8 +97,8 @@ class Settings(BaseSettings):
             or self.openai_base_url
             or "(none: mock narrator)",
             "API key": "set" if self.openai_api_key else "not set",
-            "Chat model": self.chat_model,
-            "Image model": self.image_model,
+            "Configured chat model": self.chat_model,
+            "Configured image model": self.image_model,
             "Database": "SQLite" if self.is_sqlite else self.sqlalchemy_url.split(":", 1)[0],
             "Mock stream delay": f"{self.mock_delay_ms} ms",
         }

@@ -250,3 +250,71 @@ def test_settings_page_tests_the_connection(openai_server: Server) -> None:
 
 def test_mock_mode_has_nothing_to_test(player: Player) -> None:
     assert player.post("/about/probe", htmx=True).status_code == 409
+
+
+def test_settings_page_chooses_chat_and_image_models_from_the_list(
+    tmp_path: Path, fake_backend: FakeBackend
+) -> None:
+    server = start_live_server(tmp_path, fake_backend, "bridge")
+    try:
+        player = Player(server)
+        player.post("/about/probe", htmx=True)
+        page = player.get("/about").text
+        assert '<select id="chat_model" name="chat_model">' in page
+        assert '<option value="gpt-5-5-thinking-standard">' in page
+        not_listed = player.post(
+            "/about/models", {"chat_model": "gpt-9", "image_model": "gpt-image-1"}
+        )
+        assert not_listed.status_code == 400
+        assert "does not list the chat model" in not_listed.text
+        spaced = player.post("/about/models", {"chat_model": "a b", "image_model": "gpt-image-1"})
+        assert spaced.status_code == 400 and "no spaces" in spaced.text
+        chosen = player.post(
+            "/about/models", {"chat_model": "gpt-5-5", "image_model": "gpt-image-1"}
+        )
+        assert chosen.status_code == 303
+        game = player.new_game()
+        player.finish_turn(game)
+        assert fake_backend.turn_requests("bridge")[-1]["body"]["model"] == "gpt-5-5"
+        player.post(f"/games/{game}/art", htmx=True)
+        deadline = time.monotonic() + 20
+        while not (images := fake_backend.log("bridge", "/images/generations")):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert images[-1]["body"]["model"] == "gpt-image-1"
+
+        server.stop()
+        server.start()  # the choice is kept in the database
+        assert '<option value="gpt-5-5" selected>' in player.get("/about").text
+        player.post(f"/games/{game}/turns", {"choice": "c0"})
+        player.finish_turn(game)
+        assert fake_backend.turn_requests("bridge")[-1]["body"]["model"] == "gpt-5-5"
+    finally:
+        server.stop()
+
+
+def test_models_are_typed_when_the_backend_has_no_list(
+    tmp_path: Path, fake_backend: FakeBackend
+) -> None:
+    server = start_live_server(tmp_path, fake_backend, "chat2api")
+    try:
+        player = Player(server)
+        player.post("/about/probe", htmx=True)
+        page = player.get("/about").text
+        assert '<input id="chat_model" name="chat_model" value="auto"' in page
+        chosen = player.post(
+            "/about/models", {"chat_model": "my-own-model", "image_model": "dall-e-3"}
+        )
+        assert chosen.status_code == 303
+        game = player.new_game()
+        player.finish_turn(game)
+        assert fake_backend.turn_requests("chat2api")[-1]["body"]["model"] == "my-own-model"
+        assert 'value="my-own-model"' in player.get("/about").text
+    finally:
+        server.stop()
+
+
+def test_mock_mode_has_no_models_to_choose(player: Player) -> None:
+    assert 'id="models"' not in player.get("/about").text
+    response = player.post("/about/models", {"chat_model": "x", "image_model": "y"})
+    assert response.status_code == 409

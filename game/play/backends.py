@@ -8,7 +8,8 @@ import logging
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from game.ai.capabilities import Capabilities, probe
-from game.ai.openai_compat import OpenAICompatProvider
+from game.ai.openai_compat import OpenAICompatProvider, bare_model_id
+from game.ai.painters import OpenAIPainter, Painter
 from game.settings import Settings
 from game.store.models import BackendCapabilities, utcnow
 
@@ -33,7 +34,7 @@ class BackendService:
             return None
         async with self.sessions() as session:
             row = await session.get(BackendCapabilities, self.base_url)
-            return Capabilities.from_json(row.data) if row else None
+            return Capabilities.from_json(row.data) if row and row.data else None
 
     async def load_or_probe(self, provider: OpenAICompatProvider) -> None:
         """At start-up: use cached capabilities, or probe in the background (never blocks)."""
@@ -50,10 +51,59 @@ class BackendService:
         async with self.sessions() as session:
             row = await session.get(BackendCapabilities, self.base_url)
             if row is None:
-                session.add(BackendCapabilities(base_url=self.base_url, data=caps.to_json()))
+                session.add(
+                    BackendCapabilities(
+                        base_url=self.base_url, data=caps.to_json(), chat_model="", image_model=""
+                    )
+                )
             else:
                 row.data, row.checked_at = caps.to_json(), utcnow()
             await session.commit()
         provider.capabilities = caps
         log.info("backend %s: %s", self.base_url, caps.rows())
         return caps
+
+    # ---- models chosen on the settings page ------------------------------------------------
+
+    async def apply_models(self, provider: OpenAICompatProvider, painter: Painter) -> None:
+        """Use the models chosen on the settings page, or else the configured ones.
+
+        Runs at start-up and, where processes share the database, now and then, so a choice
+        made through one process reaches the others.
+        """
+        async with self.sessions() as session:
+            row = await session.get(BackendCapabilities, self.base_url)
+        chat = (row.chat_model if row else "") or self.settings.chat_model
+        image = (row.image_model if row else "") or self.settings.image_model
+        provider.model = bare_model_id(chat)
+        if isinstance(painter, OpenAIPainter):
+            painter.model = image
+
+    async def choose_models(
+        self, provider: OpenAICompatProvider, painter: Painter, chat: str, image: str
+    ) -> None:
+        """Remember the chat and image model for this backend and use them from now on.
+
+        Raises ValueError with a readable message for a value that cannot be a model id, or
+        one missing from the backend's model list when it has one.
+        """
+        caps = await self.cached()
+        listed = set(caps.models or []) if caps else set()
+        for label, value, default in (
+            ("chat model", chat, self.settings.chat_model),
+            ("image model", image, self.settings.image_model),
+        ):
+            if not value or len(value) > 200 or not value.isprintable() or " " in value:
+                raise ValueError(
+                    f"Give the {label} as a model id (no spaces, up to 200 characters)."
+                )
+            if listed and value not in listed and value != default:
+                raise ValueError(f"The backend does not list the {label} {value!r}.")
+        async with self.sessions() as session:
+            row = await session.get(BackendCapabilities, self.base_url)
+            if row is None:  # chosen before any probe: no capabilities known yet
+                row = BackendCapabilities(base_url=self.base_url, data={})
+                session.add(row)
+            row.chat_model, row.image_model = chat, image
+            await session.commit()
+        await self.apply_models(provider, painter)

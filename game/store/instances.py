@@ -73,17 +73,21 @@ class Instance:
             await conn.commit()
         return gone
 
-    async def watch(self, *recoverers: Callable[[], Awaitable[int]]) -> None:
-        """While processes share the database, settle now and then what crashed ones left."""
+    async def watch(self, *chores: Callable[[], Awaitable[int | None]]) -> None:
+        """While processes share the database, run these now and then.
+
+        They settle what crashed processes left (returning how many items) and pick up
+        changes other processes made (returning None).
+        """
         if not self.shared:
             return  # one process per SQLite file: start-up recovery is enough
         while True:
             await asyncio.sleep(RECOVER_EVERY)
-            for recover in recoverers:
+            for chore in chores:
                 try:
-                    count = await recover()
+                    count = await chore()
                 except Exception:  # the next round tries again
-                    log.exception("recovering crashed work failed")
+                    log.exception("%s failed", getattr(chore, "__name__", "a periodic chore"))
                 else:
                     if count:
                         log.warning("settled %d item(s) left by a crashed process", count)

@@ -86,6 +86,9 @@ class BackendCapabilities(Base):
     base_url: Mapped[str] = mapped_column(String(500), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # chosen on the settings page; "" = CHATGAME_CHAT_MODEL / CHATGAME_IMAGE_MODEL
+    chat_model: Mapped[str] = mapped_column(String(200), default="")
+    image_model: Mapped[str] = mapped_column(String(200), default="")
 
 
 class ArtJob(Base):

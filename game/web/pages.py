@@ -48,6 +48,15 @@ async def home(request: Request, repo: GameRepo) -> Template:
     )
 
 
+def model_choice(request: Request) -> dict[str, str]:
+    """The chat and image model in use, for the settings page's form."""
+    painter = request.app.state.art.painter
+    return {
+        "chat": request.app.state.turns.provider.model,
+        "image": getattr(painter, "model", ""),
+    }
+
+
 @get("/about", name="about")
 async def about(request: Request) -> Template:
     settings: Settings = request.app.state.settings
@@ -58,6 +67,7 @@ async def about(request: Request) -> Template:
             "config": settings.public_view(),
             "caps": caps,
             "live": settings.ai_mode == "live",
+            "models": model_choice(request) if settings.ai_mode == "live" else None,
             "player_id": request.scope["state"]["player_id"],
         },
     )
@@ -73,6 +83,23 @@ async def probe_backend(request: Request) -> Response:
     if request.headers.get("hx-request") != "true":
         return Redirect("/about", status_code=303)
     return Template("_capabilities.html", context={"caps": caps, "live": True})
+
+
+@post("/about/models", name="choose_models")
+async def choose_models(request: Request) -> Response:
+    """Choose the chat and image model (from the backend's list when it has one)."""
+    provider = request.app.state.turns.provider
+    if not isinstance(provider, OpenAICompatProvider):
+        raise TurnRejected("No backend is configured: the mock narrator has no models.", 409)
+    form = await request.form()
+    chat, image = str(form.get("chat_model", "")).strip(), str(form.get("image_model", "")).strip()
+    try:
+        await request.app.state.backends.choose_models(
+            provider, request.app.state.art.painter, chat, image
+        )
+    except ValueError as exc:
+        raise TurnRejected(str(exc)) from None
+    return Redirect("/about#models", status_code=303)
 
 
 @get("/games/new", name="new_game")
@@ -129,4 +156,4 @@ async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     return Redirect("/", status_code=303)
 
 
-handlers = [home, about, probe_backend, new_game, create, rename, delete]
+handlers = [home, about, probe_backend, choose_models, new_game, create, rename, delete]
