@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.appserver import Player, Server
+from tests.test_art import wait_for_art
 
 
 def choice_labels(page: str) -> list[str]:
@@ -159,6 +160,7 @@ def test_bad_actions_get_clear_400s_and_lose_nothing(
 ) -> None:
     game = player.new_game()
     player.finish_turn(game)
+    wait_for_art(player, game, "scene__picture")  # the opening's picture, painted meanwhile
     before = player.play_page(game)
     response = player.post(f"/games/{game}/turns", form, htmx=True)
     assert response.status_code == 400

@@ -20,6 +20,7 @@ class LiveTurn:
 
     message_id: str
     game_id: str = ""
+    player_id: str = ""  # whose turn it is: lets a stream start without reading the database
     text: str = ""
     finished: bool = False
     task: asyncio.Task | None = None
@@ -60,8 +61,8 @@ class TurnHub:
     def __init__(self) -> None:
         self._turns: dict[str, LiveTurn] = {}
 
-    def open(self, message_id: str, game_id: str = "") -> LiveTurn:
-        turn = LiveTurn(message_id, game_id)
+    def open(self, message_id: str, game_id: str = "", player_id: str = "") -> LiveTurn:
+        turn = LiveTurn(message_id, game_id, player_id)
         self._turns[message_id] = turn
         return turn
 
@@ -75,6 +76,13 @@ class TurnHub:
 
     def get(self, message_id: str) -> LiveTurn | None:
         return self._turns.get(message_id)
+
+    def owned(self, message_id: str, game_id: str, player_id: str) -> LiveTurn | None:
+        """The live turn if it is that player's, in that game (else None, as for no turn)."""
+        turn = self._turns.get(message_id)
+        if turn is None or turn.game_id != game_id or turn.player_id != player_id:
+            return None
+        return turn
 
     def close(self, message_id: str, linger: float = 60.0) -> None:
         """Mark finished; forget it after `linger` seconds (late readers then use the database)."""

@@ -236,7 +236,7 @@ class TurnService:
         Starting first lets the model begin while the database works: the player waits for
         the slower of the two, not for both.
         """
-        live = self.hub.open(plan.reply_id, plan.game_id)
+        live = self.hub.open(plan.reply_id, plan.game_id, game.player_id)
         live.task = asyncio.create_task(self._generate(plan), name=f"turn-{plan.reply_id}")
         if self.instance is not None:
             for row in rows:

@@ -112,15 +112,21 @@ async def stream(
     request: Request, repo: GameRepo, game_id: str, message_id: str, offset: int = 0
 ) -> ServerSentEvent:
     """The turn's narration as server-sent events, from `offset` (or Last-Event-ID) on."""
-    game = await load_game(repo, game_id)
-    message = await _load_message(repo, game, message_id)
     last_id = request.headers.get("last-event-id", "")
     start = int(last_id) if last_id.isdigit() else max(offset, 0)
     turns: TurnService = request.app.state.turns
-    message_id, is_live = message.id, message.is_live
-    live = turns.hub.get(message_id) if is_live else None
     sessions = request.app.state.sessions
-    await repo.session.rollback()  # hold no transaction open for the stream's lifetime
+    # A turn this process is writing knows its player: no database read before the first byte.
+    live = turns.hub.owned(message_id, game_id, request.scope["state"]["player_id"])
+    if live is not None and live.finished:  # finished: the stored turn is the truth
+        live = None
+    is_live = live is not None
+    if live is None:
+        game = await load_game(repo, game_id)
+        message = await _load_message(repo, game, message_id)
+        is_live = message.is_live
+        live = turns.hub.get(message_id) if is_live else None
+        await repo.session.rollback()  # hold no transaction open for the stream's lifetime
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         position = start
