@@ -39,7 +39,7 @@ class Server:
     process: subprocess.Popen | None = None
     log_path: Path | None = None
 
-    def start(self, timeout: float = 30) -> Server:
+    def start(self, timeout: float = 60) -> Server:
         assert self.log_path is not None
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

@@ -121,16 +121,21 @@ class OpenAICompatProvider:
                 **self.request_options(request.messages)
             )
             operation_id = raw.headers.get(OPERATION_HEADER)
-            stream = raw.parse()
+            # Chunks as plain dicts: the SDK still decodes the SSE and raises in-stream errors,
+            # but skips building pydantic models, the largest CPU cost per token.
+            stream = raw.parse(to=openai.AsyncStream[object])
             async for chunk in stream:
-                extra = chunk.model_extra or {}
-                operation_id = operation_id or extra.get("chatgpt_operation_id")
-                if not chunk.choices:  # usage-only chunks, keep-alives
+                if not isinstance(chunk, dict):
                     continue
-                choice = chunk.choices[0]
-                finish_reason = choice.finish_reason or finish_reason
-                piece = choice.delta.content if choice.delta else None
-                if not piece:
+                operation_id = operation_id or chunk.get("chatgpt_operation_id")
+                choices = chunk.get("choices")
+                if not choices or not isinstance(choices, list):  # usage-only, keep-alives
+                    continue
+                choice = choices[0] if isinstance(choices[0], dict) else {}
+                finish_reason = choice.get("finish_reason") or finish_reason
+                delta = choice.get("delta")
+                piece = delta.get("content") if isinstance(delta, dict) else None
+                if not piece or not isinstance(piece, str):
                     continue
                 error = find_in_band_error(text[-40:] + piece)
                 if error:

@@ -105,10 +105,20 @@ class TurnService:
         return reply
 
     async def post_action(
-        self, repo: GameRepo, game: Game, *, text: str = "", choice_id: str = ""
+        self,
+        repo: GameRepo,
+        game: Game,
+        *,
+        text: str = "",
+        choice_id: str = "",
+        head: Message | None = None,
     ) -> list[Message]:
-        """Commit the player's action and start the narrator's reply; returns both rows."""
-        head = await repo.get_message(game, game.head_id) if game.head_id else None
+        """Commit the player's action and start the narrator's reply; returns both rows.
+
+        `head` (the game's head message) may be passed when the caller already loaded it.
+        """
+        if head is None or head.id != game.head_id:
+            head = await repo.get_message(game, game.head_id) if game.head_id else None
         if head is None or head.role != "assistant":
             raise TurnRejected("This game has nothing to answer yet.", 409)
         if head.status == "streaming" or self.hub.running_for(game.id):

@@ -30,6 +30,16 @@ class GameRepo:
         query = select(Game).where(Game.id == game_id, Game.player_id == self.player_id)
         return (await self.session.scalars(query)).first()
 
+    async def get_game_and_head(self, game_id: str) -> tuple[Game, Message | None] | None:
+        """The game and the message at the end of its current branch, in one query."""
+        query = (
+            select(Game, Message)
+            .outerjoin(Message, Message.id == Game.head_id)
+            .where(Game.id == game_id, Game.player_id == self.player_id)
+        )
+        row = (await self.session.execute(query)).first()
+        return (row[0], row[1]) if row else None
+
     async def get_message(self, game: Game, message_id: str) -> Message | None:
         query = select(Message).where(Message.id == message_id, Message.game_id == game.id)
         return (await self.session.scalars(query)).first()

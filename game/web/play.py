@@ -74,11 +74,18 @@ async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
 
 @post("/games/{game_id:str}/turns", name="post_turn", dependencies={"repo": provide_repo})
 async def post_turn(request: Request, repo: GameRepo, game_id: str) -> Response:
-    game = await load_game(repo, game_id)
+    found = await repo.get_game_and_head(game_id)  # one query on the turn's hot path
+    if found is None:
+        raise NotFoundException()
+    game, head = found
     form = await request.form()
     turns: TurnService = request.app.state.turns
     added = await turns.post_action(
-        repo, game, text=str(form.get("action", "")), choice_id=str(form.get("choice", ""))
+        repo,
+        game,
+        text=str(form.get("action", "")),
+        choice_id=str(form.get("choice", "")),
+        head=head,
     )
     if not _is_htmx(request):
         return Redirect(f"/games/{game.id}", status_code=303)
