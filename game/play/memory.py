@@ -102,7 +102,6 @@ class MemoryKeeper:
                 repo = GameRepo(session, game.player_id)
                 window = history_window(self.context_tokens)
                 branch = await repo.branch(game, limit=window, head_id=message_id)
-                await session.rollback()
             if not branch or branch[-1].status != "done":
                 return False
             fold = turns_to_fold(branch, self.context_tokens)

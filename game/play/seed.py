@@ -117,12 +117,19 @@ def build_game(
     return rows
 
 
-async def seed(sessions, catalog: Catalog, player_id: str, games: int, turns: int) -> list[str]:  # type: ignore[no-untyped-def]
+async def seed(  # type: ignore[no-untyped-def]
+    sessions,
+    catalog: Catalog,
+    player_id: str,
+    games: int,
+    turns: int,
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+) -> list[str]:
     """Create the games; returns their ids."""
     rng = random.Random(f"seed:{player_id}:{games}:{turns}")
     ids = []
     for _ in range(games):
-        rows = build_game(catalog, player_id, turns, rng)
+        rows = build_game(catalog, player_id, turns, rng, context_tokens)
         async with sessions() as session:
             session.add_all(rows)
             await session.commit()
