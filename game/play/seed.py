@@ -68,6 +68,8 @@ def build_game(
                 raw="",
                 hint="",
                 notice="",
+                memory="",
+                memory_through=-1,
                 created_at=started,
             )
             rows.append(user)

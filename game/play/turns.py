@@ -177,8 +177,8 @@ class TurnService:
         self._ensure_idle(game, message)
         user = await repo.get_message(game, message.parent_id) if message.parent_id else None
         anchor = await repo.get_message(game, user.parent_id) if user and user.parent_id else None
-        siblings = await repo.alternatives(game, [message])
-        variant = siblings[message.id].index(message.id) if message.id in siblings else 0
+        place = await repo.alternatives(game, message)
+        variant = place.position - 1 if place else 0
         history = await self._history_to(repo, game, anchor) if anchor else []
         plan = self._plan(
             game,
@@ -270,9 +270,32 @@ class TurnService:
         cached = self._history.get(game.id)
         if cached is not None and cached[0] == anchor.id:
             return cached[1]
+        return await self._read_history(repo, game, anchor)
+
+    async def _read_history(
+        self, repo: GameRepo, game: Game, anchor: Message
+    ) -> list[tuple[str, str]]:
+        """The last prompt window of the branch up to `anchor`, read from the database."""
         window = history_window(self.context_tokens)
         path = await repo.branch(game, limit=window, head_id=anchor.id)
         return [(m.role, m.content) for m in path if m.content]
+
+    async def next_prompt(
+        self, repo: GameRepo, game: Game, action: str = "Look around"
+    ) -> list[dict[str, str]]:
+        """The chat messages a turn from the head would send now, built from the database.
+
+        Reads what the prompt needs (a window of the branch, the head's memory) and nothing
+        else; for inspecting prompts and for the long-game benchmark.
+        """
+        head = await repo.get_message(game, game.head_id) if game.head_id else None
+        if head is None or head.role != "assistant":
+            raise TurnRejected("This game has nothing to answer yet.", 409)
+        user = Message(id=new_id(), parent_id=head.id, depth=head.depth + 1, role="user")
+        reply = self._new_reply(game, parent=user, anchor=head)
+        history = await self._read_history(repo, game, head)
+        plan = self._plan(game, reply, anchor=head, action=action, history=history)
+        return plan.request.messages
 
     def _remember(self, game_id: str, head_id: str, history: list[tuple[str, str]]) -> None:
         self._history[game_id] = (head_id, history[-history_window(self.context_tokens) :])

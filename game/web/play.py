@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from litestar import Request, get, post
@@ -16,7 +16,7 @@ from game.play.catalog import Catalog
 from game.play.state import StoryState
 from game.play.turns import TurnService
 from game.store.models import Game, Message
-from game.store.repo import GameRepo
+from game.store.repo import Alternatives, GameRepo
 from game.web.art_pages import art_view
 from game.web.pages import load_game, provide_repo
 
@@ -38,10 +38,13 @@ async def _load_message(repo: GameRepo, game: Game, message_id: str) -> Message:
 def turn_view(
     request: Request,
     game: Game,
-    messages: list[Message],
-    alternatives: dict[str, list[str]] | None = None,
+    messages: Sequence[Any],
+    alternatives: dict[str, Alternatives] | None = None,
 ) -> dict[str, Any]:
-    """Everything the play screen's panels show, derived from the branch's latest messages."""
+    """Everything the play screen's panels show, derived from the branch's latest messages.
+
+    `messages` are Message rows or the story log's page rows (`GameRepo.page`).
+    """
     catalog: Catalog = request.app.state.catalog
     turns: TurnService = request.app.state.turns
     route = catalog.routes[game.route_id]
@@ -49,7 +52,7 @@ def turn_view(
     replies = [m for m in messages if m.role == "assistant" and m.state is not None]
     state = StoryState.model_validate(replies[-1].state) if replies else route.state
     before = StoryState.model_validate(replies[-2].state) if len(replies) > 1 else route.state
-    streaming = head if head is not None and head.is_live else None
+    streaming = head if head is not None and head.status == "streaming" else None
     live = turns.hub.get(streaming.id) if streaming else None
     return {
         "game": game,
@@ -75,8 +78,7 @@ def turn_view(
 async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
     """The last page of the current branch, with its panels; earlier pages load on demand."""
     game = await load_game(repo, game_id)
-    messages = await repo.branch(game, limit=PAGE_MESSAGES)
-    alternatives = await repo.alternatives(game, messages)
+    messages, alternatives = await repo.page(game, PAGE_MESSAGES)
     context = turn_view(request, game, messages, alternatives) | await art_view(request, repo, game)
     return Template("pages/play.html", context=context)
 
@@ -86,12 +88,11 @@ async def history(request: Request, repo: GameRepo, game_id: str, before: str) -
     """The page of the branch just before message `before` ("Load earlier")."""
     game = await load_game(repo, game_id)
     first = await _load_message(repo, game, before)
-    messages = (
-        await repo.branch(game, limit=PAGE_MESSAGES, head_id=first.parent_id)
+    messages, alternatives = (
+        await repo.page(game, PAGE_MESSAGES, head_id=first.parent_id)
         if first.parent_id
-        else []
+        else ([], {})
     )
-    alternatives = await repo.alternatives(game, messages)
     context = turn_view(request, game, messages, alternatives)
     context["streaming"] = None  # the panels are not part of this fragment
     return Template("_history.html", context=context)
@@ -122,7 +123,8 @@ async def message_fragment(
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     messages = await repo.branch(game, limit=8)
-    alternatives = await repo.alternatives(game, [message])
+    place = await repo.alternatives(game, message)
+    alternatives = {message.id: place} if place else {}
     context = turn_view(request, game, messages, alternatives) | await art_view(request, repo, game)
     context["message"] = message
     return Template("_turn_finished.html", context=context)
