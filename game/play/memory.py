@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -35,6 +36,7 @@ FIXED_PROMPT_TOKENS = 1500  # rules, world, cast and state take about this much 
 FOLD_WHEN = 0.75  # fold once unsummarised turns fill this share of the history budget
 KEEP_RAW = 0.4  # ...keeping the newest turns worth this share out of the fold
 MEMORY_WORDS = 300
+FOLD_COLUMNS = ("id", "depth", "role", "content", "status", "memory", "memory_through")
 
 
 def history_budget(context_tokens: int) -> int:
@@ -51,8 +53,11 @@ def clip_memory(text: str) -> str:
     return "…" + text[-(MEMORY_CHARS - 1) :].lstrip()
 
 
-def turns_to_fold(branch: Sequence[Message], context_tokens: int) -> list[Message]:
-    """The older messages of `branch` (ending at a turn) to fold into its memory now, if any."""
+def turns_to_fold(branch: Sequence[Any], context_tokens: int) -> list[Any]:
+    """The older messages of `branch` (ending at a turn) to fold into its memory now, if any.
+
+    `branch` holds Message rows, or rows with their depth, role, content and memory_through.
+    """
     head = branch[-1]
     pending = [m for m in branch if m.depth > head.memory_through and m.content]
     costs = [estimate_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in pending]
@@ -101,7 +106,7 @@ class MemoryKeeper:
                     return False
                 repo = GameRepo(session, game.player_id)
                 window = history_window(self.context_tokens)
-                branch = await repo.branch(game, limit=window, head_id=message_id)
+                branch = await repo.branch_rows(game, message_id, window, FOLD_COLUMNS)
             if not branch or branch[-1].status != "done":
                 return False
             fold = turns_to_fold(branch, self.context_tokens)

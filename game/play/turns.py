@@ -276,9 +276,7 @@ class TurnService:
         self, repo: GameRepo, game: Game, anchor: Message
     ) -> list[tuple[str, str]]:
         """The last prompt window of the branch up to `anchor`, read from the database."""
-        window = history_window(self.context_tokens)
-        path = await repo.branch(game, limit=window, head_id=anchor.id)
-        return [(m.role, m.content) for m in path if m.content]
+        return await repo.branch_texts(game, anchor.id, history_window(self.context_tokens))
 
     async def next_prompt(
         self, repo: GameRepo, game: Game, action: str = "Look around"

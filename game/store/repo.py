@@ -69,6 +69,22 @@ class GameRepo:
             (await self.session.scalars(_branch_statement(limit is not None), params)).all()
         )
 
+    async def branch_texts(self, game: Game, head_id: str, limit: int) -> list[tuple[str, str]]:
+        """(role, text) of the last `limit` messages of the branch to `head_id`, oldest first.
+
+        Only the two columns a prompt needs, through a prepared statement.
+        """
+        rows = await self.branch_rows(game, head_id, limit, ("role", "content"))
+        return [(role, content) for role, content in rows if content]
+
+    async def branch_rows(
+        self, game: Game, head_id: str, limit: int, columns: tuple[str, ...]
+    ) -> list[Row]:
+        """Chosen columns of the last `limit` messages of the branch to `head_id`, oldest first
+        (lighter than loading Message objects)."""
+        params = {"game_id": game.id, "head_id": head_id, "limit": limit}
+        return list((await self.session.execute(_path_statement(columns), params)).all())
+
     async def page(
         self, game: Game, limit: int, head_id: str | None = None
     ) -> tuple[list[Row], dict[str, Alternatives]]:
@@ -281,6 +297,15 @@ def _page_statement() -> Select:
         )
         .join(path, m.c.id == path.c.id)
         .order_by(m.c.depth)
+    )
+
+
+@lru_cache(maxsize=8)
+def _path_statement(columns: tuple[str, ...]) -> Select:
+    t = Message.__table__
+    path = _ancestors(limited=True)
+    return (
+        select(*(t.c[name] for name in columns)).join(path, t.c.id == path.c.id).order_by(t.c.depth)
     )
 
 
