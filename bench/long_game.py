@@ -1,6 +1,6 @@
 """How the game's speed depends on the length of a game (it should not).
 
-    python -m bench.long_game [--sizes 100 1000 10000] [--pages 60] [--turns 20] [--prompts 60]
+    python -m bench.long_game [--sizes 100 1000 10000] [--rounds 6] [--pages 15] [--turns 4]
 
 Starts the game in mock mode (zero stream delay, SQLite, its own temp folder), then for each
 size builds one game of that many turns directly in the database (bulk insert of mock turns,
@@ -12,8 +12,9 @@ with the rolling memory folded as play folds it) and measures, per size:
 - prompt: building the next turn's prompt from the database (TurnService.next_prompt, a cold
   read: no cache), in this process against the same database file.
 
-It prints medians and p95 per size, the ratio of each size to the smallest, and writes JSON
-under bench/results/.
+Measurements run in rounds that alternate the sizes, so load from elsewhere on a shared
+machine falls on every size alike. It prints medians and p95 per size, the ratio of each size
+to the smallest, and writes JSON under bench/results/.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ async def insert_game(sessions, player_id: str, turns: int) -> str:  # type: ign
 
 
 def time_page(client: httpx.Client, game_id: str, n: int) -> list[float]:
-    for _ in range(5):  # warm up templates and the connection
+    for _ in range(2):  # warm up templates and the connection
         client.get(f"/games/{game_id}")
     samples = []
     for _ in range(n):
@@ -105,14 +106,14 @@ def time_turns(player: Player, game_id: str, n: int) -> list[float]:
 
 async def time_prompts(service: TurnService, sessions, player_id: str, game_id: str, n: int):  # type: ignore[no-untyped-def]
     samples, size = [], 0
-    for i in range(n + 3):
+    for i in range(n + 2):
         start = time.perf_counter()
         async with sessions() as session:
             repo = GameRepo(session, player_id)
             game = await repo.get_game(game_id)
             assert game is not None
             messages = await service.next_prompt(repo, game)
-        if i >= 3:  # the first few warm up
+        if i >= 2:  # the first two warm up
             samples.append((time.perf_counter() - start) * 1000)
         size = len(messages)
     return samples, size
@@ -125,9 +126,10 @@ def stats(samples: list[float]) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000])
-    parser.add_argument("--pages", type=int, default=60, help="page renders per size")
-    parser.add_argument("--turns", type=int, default=20, help="turns posted per size")
-    parser.add_argument("--prompts", type=int, default=60, help="prompt builds per size")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds over all sizes")
+    parser.add_argument("--pages", type=int, default=15, help="page renders per size and round")
+    parser.add_argument("--turns", type=int, default=4, help="turns posted per size and round")
+    parser.add_argument("--prompts", type=int, default=15, help="prompt builds per size and round")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="arcadia-long-"))
@@ -145,37 +147,51 @@ def main() -> int:
         context_tokens=settings.context_tokens,
     )
     loop = asyncio.new_event_loop()
-    results = []
+    samples: dict[int, dict[str, list[float]]] = {}
+    built: dict[int, float] = {}
+    prompt_messages: dict[int, int] = {}
     try:
         player = Player(server)
         player.get("/")
         player_id = player.client.cookies["arcadia_player"].split(".")[0]
+        games = {}
         for size in args.sizes:
             started = time.perf_counter()
-            game_id = loop.run_until_complete(insert_game(sessions, player_id, size))
-            built = time.perf_counter() - started
-            page = time_page(player.client, game_id, args.pages)
-            prompt, prompt_messages = loop.run_until_complete(
-                time_prompts(service, sessions, player_id, game_id, args.prompts)
-            )
-            turn = time_turns(player, game_id, args.turns)
-            results.append(
-                {
-                    "turns": size,
-                    "messages": 2 * size + 1,
-                    "build_s": round(built, 2),
-                    "page": stats(page),
-                    "turn": stats(turn),
-                    "prompt": stats(prompt),
-                    "prompt_messages": prompt_messages,
-                }
-            )
-            print(f"  {size:>6} turns built in {built:.1f} s, measured", flush=True)
+            games[size] = loop.run_until_complete(insert_game(sessions, player_id, size))
+            built[size] = time.perf_counter() - started
+            samples[size] = {"page": [], "turn": [], "prompt": []}
+            print(f"  {size:>6} turns built in {built[size]:.1f} s", flush=True)
+        # Rounds alternate the sizes (in turn-about order), so a busy moment on a shared
+        # machine lands on every size rather than on one.
+        for round_no in range(args.rounds):
+            order = args.sizes if round_no % 2 == 0 else args.sizes[::-1]
+            for size in order:
+                game_id = games[size]
+                samples[size]["page"] += time_page(player.client, game_id, args.pages)
+                prompt, prompt_messages[size] = loop.run_until_complete(
+                    time_prompts(service, sessions, player_id, game_id, args.prompts)
+                )
+                samples[size]["prompt"] += prompt
+                samples[size]["turn"] += time_turns(player, game_id, args.turns)
+            print(f"  round {round_no + 1}/{args.rounds} measured", flush=True)
     finally:
         server.stop()
         loop.run_until_complete(engine.dispose())
         loop.close()
 
+    results = [
+        {
+            "turns": size,
+            "messages": 2 * size + 1,
+            "build_s": round(built[size], 2),
+            "page": stats(samples[size]["page"]),
+            "turn": stats(samples[size]["turn"]),
+            "prompt": stats(samples[size]["prompt"]),
+            "prompt_messages": prompt_messages[size],
+            "samples": {k: len(v) for k, v in samples[size].items()},
+        }
+        for size in args.sizes
+    ]
     base = results[0]
     for r in results:
         r["ratio"] = {k: r[k]["p50_ms"] / base[k]["p50_ms"] for k in ("page", "turn", "prompt")}
