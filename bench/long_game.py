@@ -6,8 +6,9 @@ Starts the game in mock mode (zero stream delay, SQLite, its own temp folder), t
 size builds one game of that many turns directly in the database (bulk insert of mock turns,
 with the rolling memory folded as play folds it) and measures, per size:
 
-- page: GET of the play page (the last page of the branch and its panels), round trip on
-  127.0.0.1 with a kept-alive connection: an upper bound of the server's time;
+- page: GET of the play page (the last page of the branch and its panels): the server's time
+  from its Server-Timing header (handler, queries and rendering), and the round trip on
+  127.0.0.1 with a kept-alive connection;
 - turn: POST a turn, follow its SSE stream to `done`, GET the finished turn's fragment;
 - prompt: building the next turn's prompt from the database (TurnService.next_prompt, a cold
   read: no cache), in this process against the same database file.
@@ -70,16 +71,18 @@ async def insert_game(sessions, player_id: str, turns: int) -> str:  # type: ign
     return game.id
 
 
-def time_page(client: httpx.Client, game_id: str, n: int) -> list[float]:
+def time_page(client: httpx.Client, game_id: str, n: int) -> tuple[list[float], list[float]]:
+    """Round trips, and the server's own time (its Server-Timing header), in ms."""
     for _ in range(2):  # warm up templates and the connection
         client.get(f"/games/{game_id}")
-    samples = []
+    trips, server = [], []
     for _ in range(n):
         start = time.perf_counter()
         response = client.get(f"/games/{game_id}")
-        samples.append((time.perf_counter() - start) * 1000)
+        trips.append((time.perf_counter() - start) * 1000)
         assert response.status_code == 200
-    return samples
+        server.append(float(response.headers["server-timing"].split("dur=", 1)[1]))
+    return trips, server
 
 
 def time_turns(player: Player, game_id: str, n: int) -> list[float]:
@@ -159,7 +162,7 @@ def main() -> int:
             started = time.perf_counter()
             games[size] = loop.run_until_complete(insert_game(sessions, player_id, size))
             built[size] = time.perf_counter() - started
-            samples[size] = {"page": [], "turn": [], "prompt": []}
+            samples[size] = {"page": [], "page_round_trip": [], "turn": [], "prompt": []}
             print(f"  {size:>6} turns built in {built[size]:.1f} s", flush=True)
         # Rounds alternate the sizes (in turn-about order), so a busy moment on a shared
         # machine lands on every size rather than on one.
@@ -167,7 +170,9 @@ def main() -> int:
             order = args.sizes if round_no % 2 == 0 else args.sizes[::-1]
             for size in order:
                 game_id = games[size]
-                samples[size]["page"] += time_page(player.client, game_id, args.pages)
+                trips, server_ms = time_page(player.client, game_id, args.pages)
+                samples[size]["page"] += server_ms
+                samples[size]["page_round_trip"] += trips
                 prompt, prompt_messages[size] = loop.run_until_complete(
                     time_prompts(service, sessions, player_id, game_id, args.prompts)
                 )
@@ -185,6 +190,7 @@ def main() -> int:
             "messages": 2 * size + 1,
             "build_s": round(built[size], 2),
             "page": stats(samples[size]["page"]),
+            "page_round_trip": stats(samples[size]["page_round_trip"]),
             "turn": stats(samples[size]["turn"]),
             "prompt": stats(samples[size]["prompt"]),
             "prompt_messages": prompt_messages[size],
@@ -195,17 +201,21 @@ def main() -> int:
     base = results[0]
     for r in results:
         r["ratio"] = {k: r[k]["p50_ms"] / base[k]["p50_ms"] for k in ("page", "turn", "prompt")}
-    print("long game: medians (p95) in ms; ratio = median against the smallest game")
+    print(
+        "long game: medians (p95) in ms; x = median against the smallest game; "
+        "page = server time (Server-Timing), trip = its HTTP round trip"
+    )
     header = (
-        f"{'turns':>7} | {'page p50':>8} {'p95':>6} {'x':>5} | {'turn p50':>8} {'p95':>6} "
-        f"{'x':>5} | {'prompt p50':>10} {'p95':>6} {'x':>5}"
+        f"{'turns':>7} | {'page p50':>8} {'p95':>6} {'x':>5} {'trip p50':>8} | "
+        f"{'turn p50':>8} {'p95':>6} {'x':>5} | {'prompt p50':>10} {'p95':>6} {'x':>5}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         p, t, q, x = r["page"], r["turn"], r["prompt"], r["ratio"]
         print(
-            f"{r['turns']:>7} | {p['p50_ms']:>8.2f} {p['p95_ms']:>6.2f} {x['page']:>5.2f} | "
+            f"{r['turns']:>7} | {p['p50_ms']:>8.2f} {p['p95_ms']:>6.2f} {x['page']:>5.2f} "
+            f"{r['page_round_trip']['p50_ms']:>8.2f} | "
             f"{t['p50_ms']:>8.2f} {t['p95_ms']:>6.2f} {x['turn']:>5.2f} | "
             f"{q['p50_ms']:>10.2f} {q['p95_ms']:>6.2f} {x['prompt']:>5.2f}"
         )

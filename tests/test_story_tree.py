@@ -191,7 +191,9 @@ def test_long_branch_pages_with_load_earlier(player: Player) -> None:
     game = player.new_game()
     player.finish_turn(game)
     play(player, game, 16)  # 33 messages
-    page = player.play_page(game)
+    response = player.get(f"/games/{game}")
+    assert response.headers["server-timing"].startswith("app;dur=")
+    page = response.text
     log = page.split('role="log"', 1)[1].split('class="turn-ui"', 1)[0]
     shown = re.findall(r'id="msg-([0-9a-f]+)"', log)
     assert len(shown) == 30

@@ -19,6 +19,7 @@ from game.store.models import Game, Message
 from game.store.repo import Alternatives, GameRepo
 from game.web.art_pages import art_view
 from game.web.pages import load_game, provide_repo
+from game.web.timing import server_timing
 
 PAGE_MESSAGES = 30  # messages of the branch rendered at once ("Load earlier" pages back)
 POLL_SECONDS = 0.5  # how often a stream re-reads a turn written by another process
@@ -74,7 +75,12 @@ def turn_view(
     }
 
 
-@get("/games/{game_id:str}", name="play", dependencies={"repo": provide_repo})
+@get(
+    "/games/{game_id:str}",
+    name="play",
+    dependencies={"repo": provide_repo},
+    middleware=[server_timing],
+)
 async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
     """The last page of the current branch, with its panels; earlier pages load on demand."""
     game = await load_game(repo, game_id)
