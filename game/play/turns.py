@@ -162,10 +162,6 @@ class TurnService:
         await self._launch(repo, game, plan, [reply])
         return reply
 
-    async def retry(self, repo: GameRepo, game: Game, message: Message) -> Message:
-        """Write a failed, stopped or interrupted reply again (a regenerate of it)."""
-        return await self.regenerate(repo, game, message)
-
     async def continue_reply(self, repo: GameRepo, game: Game, message: Message) -> Message:
         """Carry on writing a stopped, interrupted or failed reply from where its text ends."""
         if message.role != "assistant" or message.status not in RESUMABLE:
