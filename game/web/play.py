@@ -1,4 +1,5 @@
-"""The play screen: the story log, posting actions, the turn stream, Stop and Retry."""
+"""The play screen: the story log and its pages, posting actions, the turn stream, Stop, and the
+story-tree moves (regenerate, Continue, edit, rewind, switching alternatives)."""
 
 from __future__ import annotations
 
