@@ -82,7 +82,12 @@ async def run_seed(settings: Settings, games: int, turns: int, player: str) -> i
     await migrate(engine)
     started = time.perf_counter()
     ids = await seed(
-        make_sessionmaker(engine), load_catalog(settings.content_dir), player, games, turns
+        make_sessionmaker(engine),
+        load_catalog(settings.content_dir),
+        player,
+        games,
+        turns,
+        settings.context_tokens,
     )
     await engine.dispose()
     print(

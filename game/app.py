@@ -25,11 +25,12 @@ from game.play.backends import BackendService
 from game.play.catalog import load_catalog
 from game.play.fanout import TurnFanout, asyncpg_dsn
 from game.play.live import TurnHub
+from game.play.memory import MemoryKeeper
 from game.play.turns import TurnService
 from game.settings import PROJECT_ROOT, Settings, load_settings
 from game.store.db import make_engine, make_sessionmaker, migrate
 from game.store.instances import Instance
-from game.web import art_pages, errors, pages, play, workbench
+from game.web import art_pages, errors, pages, play, story, workbench
 from game.web.players import player_middleware
 from game.web.templating import configure_environment
 
@@ -96,10 +97,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         provider=provider,
         hub=hub,
         max_action_chars=settings.max_action_chars,
+        context_tokens=settings.context_tokens,
         art=art,
         instance=instance,
         fanout=fanout,
     )
+    turns.memory = MemoryKeeper(sessions, catalog, provider, settings.context_tokens)
     if fanout is not None:
         fanout.on_stop = turns.stop_here
 
@@ -145,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             *pages.handlers,
             *play.handlers,
+            *story.handlers,
             *art_pages.handlers,
             *workbench.handlers,
             create_static_files_router(

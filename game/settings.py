@@ -55,6 +55,8 @@ class Settings(BaseSettings):
 
     # Limits
     max_action_chars: int = Field(2000, ge=1)
+    # the prompt's size (estimated tokens): rules, world, state, memory and recent turns
+    context_tokens: int = Field(8192, ge=1024, le=2_000_000)
 
     @field_validator("ai_mode", mode="before")
     @classmethod
@@ -101,6 +103,7 @@ class Settings(BaseSettings):
             "Configured image model": self.image_model,
             "Database": "SQLite" if self.is_sqlite else self.sqlalchemy_url.split(":", 1)[0],
             "Mock stream delay": f"{self.mock_delay_ms} ms",
+            "Context budget": f"{self.context_tokens:,} tokens",
         }
 
 

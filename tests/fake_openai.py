@@ -68,6 +68,9 @@ def reply_text(profile: str, body: dict[str, Any], script: dict[str, Any]) -> st
         return '{"word": "hello"}' if wants_schema and profile in HONOURS_SCHEMA else "Hello"
     if last.startswith("Reply with one word"):
         return "ready"
+    if last.startswith("You keep the memory"):  # the game's memory summarise call
+        folded = last.split("TURNS TO ADD:", 1)[-1].strip().splitlines()
+        return f"FAKE MEMORY: {len(folded)} lines folded; the bell, the rain and a wet ticket."
     action = re.search(r"action: (.*)", last)
     text = turn_json(action.group(1).strip() if action else "the story begins")
     if script.get("fault") == "non-json":

@@ -158,6 +158,7 @@ def test_seeded_games_open_and_play(own_server: Server) -> None:
     games = re.findall(r'<a class="save__main" href="/games/(\w+)"', home)
     assert len(games) == 3 and "20 turns" in home
     page = player.play_page(games[0])
-    assert page.count('class="msg msg--narrator msg--done"') == 21
+    # the last page of the branch (30 of its 41 messages), with the rest a click away
+    assert page.count('class="msg msg--narrator msg--done"') == 15 and "Load earlier" in page
     player.post(f"/games/{games[0]}/turns", {"choice": "c0"})
     assert player.finish_turn(games[0])

@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator
 
 from game.ai.backend_errors import find_in_band_error, from_exception, from_status
-from game.ai.provider import ProviderError, TurnContext, TurnRequest
+from game.ai.provider import ProviderError, SummaryRequest, TurnContext, TurnRequest
 
 _FIRST_PERSON = [
     (r"\bI am\b", "you are"),
@@ -60,7 +60,9 @@ def _second_person(action: str) -> str:
 
 def compose_turn(ctx: TurnContext) -> dict:
     """The turn as the JSON object a model would write."""
-    rng = random.Random(f"{ctx.game_id}:{ctx.turn_number}:{ctx.action}")
+    # Another alternative of the same turn (a regenerate) gets a seed of its own.
+    seed = f"{ctx.game_id}:{ctx.turn_number}:{ctx.action}"
+    rng = random.Random(f"{seed}:{ctx.variant}" if ctx.variant else seed)
     bank = ctx.world.mock
     names = {"player": ctx.player_name, "cast": ctx.cast.name}
 
@@ -68,6 +70,8 @@ def compose_turn(ctx: TurnContext) -> dict:
         narration = ctx.route.opening.strip().format(**names)
         if ctx.origin:
             narration += f"\n\nYou have not forgotten where you come from: {ctx.origin.strip()}"
+        if ctx.variant:
+            narration += "\n\n" + " ".join(rng.sample(bank.sights, 2))
         return {
             "narration": narration,
             "choices": ctx.route.choices,
@@ -174,6 +178,35 @@ def scenario_turn(scenario: str, turn: dict) -> dict:
     return turn
 
 
+def mock_summary(memory: str, turns: list[tuple[str, str]]) -> str:
+    """The mock narrator's memory: the old one plus one line per folded turn.
+
+    Each line keeps the player's action and the first sentence of the narrator's answer,
+    which is what a summary of a turn mostly needs.
+    """
+    lines = [memory] if memory else []
+    action = ""
+    for role, text in turns:
+        if role == "user":
+            action = " ".join(text.split())
+            continue
+        first = re.split(r"(?<=[.!?])\s", " ".join(text.split()), maxsplit=1)[0]
+        lines.append(f"- {action}: {first}" if action else f"- {first}")
+        action = ""
+    return "\n".join(lines)
+
+
+def continuation(partial: str, full: str) -> str:
+    """The rest of a cut-off mock reply: what the whole reply had after `partial`.
+
+    The same turn composes the same text, so a stopped reply carries on word for word; when
+    it does not match (another scenario, an edited game), a closing line is appended.
+    """
+    if full.startswith(partial) and len(full) > len(partial):
+        return full[len(partial) :]
+    return "\n\nThe moment passes, and the story waits for your next move."
+
+
 class MockProvider:
     """A narrator that needs no model: deterministic, content-driven, streamed with a delay.
 
@@ -196,6 +229,8 @@ class MockProvider:
             body = {"error": {"message": "Rate limit reached", "code": "rate_limited"}}
             raise from_status(429, body, {"retry-after": "30"})
         turn = scenario_turn(scenario, compose_turn(ctx))
+        if ctx.continue_from:
+            turn = {**turn, "narration": continuation(ctx.continue_from, turn["narration"])}
         if scenario == "non-json":
             raw = turn["narration"]
         else:
@@ -213,6 +248,11 @@ class MockProvider:
             else:
                 await asyncio.sleep(0)  # still yield, so Stop and readers get a turn
             yield piece
+
+    async def summarise(self, request: SummaryRequest) -> str:
+        """A memory a model might write, made deterministically from the folded turns."""
+        await asyncio.sleep(0)
+        return mock_summary(request.memory, request.turns)
 
     async def _fail_mid_reply(self, scenario: str) -> None:
         if scenario == "stall":

@@ -17,7 +17,7 @@ import openai
 
 from game.ai.backend_errors import find_in_band_error, from_exception
 from game.ai.capabilities import Capabilities
-from game.ai.provider import ProviderError, TruncatedReply, TurnRequest
+from game.ai.provider import ProviderError, SummaryRequest, TruncatedReply, TurnRequest
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,28 @@ class OpenAICompatProvider:
             raise ProviderError("The narrator sent an empty reply. Try again.")
         if finish_reason == "length":
             raise TruncatedReply("The narrator's reply hit the length limit and was cut off.")
+
+    async def summarise(self, request: SummaryRequest) -> str:
+        """Ask the model for the updated memory (plain text, streamed like every backend can)."""
+        options = self.request_options(request.messages)
+        options.pop("response_format", None)
+        options["temperature"] = 0.3
+        parts: list[str] = []
+        try:
+            stream = await self.client.chat.completions.create(**options)
+            try:
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                        parts.append(chunk.choices[0].delta.content)
+            finally:
+                await stream.close()
+        except Exception as exc:
+            raise from_exception(exc, self.read_timeout, mid_reply=bool(parts)) from exc
+        text = "".join(parts).strip()
+        error = find_in_band_error(text)
+        if error or not text:
+            raise ProviderError(f"The narrator could not write the memory: {error or 'empty'}")
+        return text
 
     async def cancel_operation(self, operation_id: str) -> None:
         """Ask a chatgpt-api bridge to stop the operation behind a stream (best effort)."""

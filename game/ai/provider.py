@@ -38,6 +38,9 @@ class TurnContext:
     state: StoryState
     recent_narration: list[str] = field(default_factory=list)
     mock_scenario: str = ""  # the game's own mock scenario, if it chose one
+    variant: int = 0  # which alternative of this turn is being written (0: the first)
+    continue_from: str = ""  # narration of a cut-off reply this turn carries on from
+    memory: str = ""  # the rolling summary of the branch's older turns
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,15 @@ class TurnRequest:
     context: TurnContext
 
 
+@dataclass(frozen=True)
+class SummaryRequest:
+    """Fold older turns into the rolling memory: the chat messages, and the same in structure."""
+
+    messages: list[dict[str, str]]
+    memory: str  # the memory so far
+    turns: list[tuple[str, str]]  # (role, text) of the turns to fold in, oldest first
+
+
 class Provider(Protocol):
     """A narrator backend. Implementations: mock (default) and OpenAI-compatible."""
 
@@ -55,4 +67,8 @@ class Provider(Protocol):
 
     def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
         """Yield the raw output (the JSON turn format) in chunks as it is generated."""
+        ...
+
+    async def summarise(self, request: SummaryRequest) -> str:
+        """The updated memory: the old one with the given turns folded in, as plain text."""
         ...

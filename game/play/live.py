@@ -90,7 +90,12 @@ class TurnHub:
         if turn is None:
             return
         turn.finish()
-        asyncio.get_running_loop().call_later(linger, self._turns.pop, message_id, None)
+        asyncio.get_running_loop().call_later(linger, self._forget, turn)
+
+    def _forget(self, turn: LiveTurn) -> None:
+        # Only this turn: a reply continued meanwhile is a new live turn under the same id.
+        if self._turns.get(turn.message_id) is turn:
+            del self._turns[turn.message_id]
 
     def running(self) -> list[LiveTurn]:
         return [t for t in self._turns.values() if not t.finished]

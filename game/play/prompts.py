@@ -11,7 +11,28 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from game.ai.provider import TurnContext
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
-HISTORY_TURNS = 12  # recent messages sent with each turn
+DEFAULT_CONTEXT_TOKENS = 8192
+MESSAGE_OVERHEAD_TOKENS = 4  # role and separators a chat template adds per message
+MEMORY_CHARS = 2400  # the longest rolling memory kept (about 600 tokens)
+
+
+def estimate_tokens(text: str) -> int:
+    """A model-free token estimate: about four UTF-8 bytes per token, rounded up.
+
+    Bytes rather than characters so scripts with long encodings (CJK, emoji) are not
+    under-counted; no tokenizer download is needed and the estimate errs on the high side.
+    """
+    return -(-len(text.encode("utf-8")) // 4)
+
+
+def reply_reserve(context_tokens: int) -> int:
+    """Tokens kept free in the context for the model's own reply."""
+    return min(1024, context_tokens // 4)
+
+
+def history_window(context_tokens: int) -> int:
+    """How many recent messages of a branch are read to fill a prompt of this size."""
+    return max(16, min(512, context_tokens // 64))
 
 
 @lru_cache(maxsize=1)
@@ -30,11 +51,17 @@ def render_prompt(name: str, **values: object) -> str:
     return _env().get_template(name).render(**values).strip()
 
 
-def build_messages(ctx: TurnContext, history: list[tuple[str, str]]) -> list[dict[str, str]]:
-    """The chat messages for one turn: one system message, recent history, then the action.
+def build_messages(
+    ctx: TurnContext,
+    history: list[tuple[str, str]],
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+) -> list[dict[str, str]]:
+    """The chat messages for one turn, within `context_tokens` (estimated).
 
-    `history` holds (role, text) pairs of the current branch, oldest first. Everything the
-    model must know is in the single system message, since some bridges keep only the last one.
+    One system message (rules, world and cast, the current state, the memory), then as many
+    of the most recent messages of the branch as fit, then the action. `history` holds
+    (role, text) pairs of the current branch, oldest first. Everything the model must know is
+    in the single system message, since some bridges keep only the last one.
     """
     names = {"player": ctx.player_name, "cast": ctx.cast.name}
     system = render_prompt(
@@ -45,10 +72,8 @@ def build_messages(ctx: TurnContext, history: list[tuple[str, str]]) -> list[dic
         player_name=ctx.player_name,
         origin=ctx.origin,
         state_json=json.dumps(ctx.state.model_dump(), ensure_ascii=False),
+        memory=ctx.memory,
     )
-    messages = [{"role": "system", "content": system}]
-    for role, text in history[-HISTORY_TURNS:]:
-        messages.append({"role": role, "content": text})
     if ctx.turn_number == 0:
         user = render_prompt(
             "opening.j2",
@@ -58,5 +83,26 @@ def build_messages(ctx: TurnContext, history: list[tuple[str, str]]) -> list[dic
         )
     else:
         user = render_prompt("turn.j2", player_name=ctx.player_name, action=ctx.action)
-    messages.append({"role": "user", "content": user})
-    return messages
+    if ctx.continue_from:
+        user += "\n\n" + render_prompt("continue.j2", narration=ctx.continue_from)
+    budget = (
+        context_tokens
+        - reply_reserve(context_tokens)
+        - estimate_tokens(system)
+        - estimate_tokens(user)
+        - 2 * MESSAGE_OVERHEAD_TOKENS
+    )
+    kept: list[dict[str, str]] = []
+    for role, text in reversed(history):
+        cost = estimate_tokens(text) + MESSAGE_OVERHEAD_TOKENS
+        if cost > budget:
+            break
+        budget -= cost
+        kept.append({"role": role, "content": text})
+    kept.reverse()
+    return [{"role": "system", "content": system}, *kept, {"role": "user", "content": user}]
+
+
+def prompt_tokens(messages: list[dict[str, str]]) -> int:
+    """The estimated size of a chat request's messages."""
+    return sum(estimate_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)

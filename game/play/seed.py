@@ -10,9 +10,11 @@ import json
 import random
 from datetime import timedelta
 
-from game.ai.mock import compose_turn
+from game.ai.mock import compose_turn, mock_summary
 from game.ai.provider import TurnContext
 from game.play.catalog import Catalog
+from game.play.memory import clip_memory, turns_to_fold
+from game.play.prompts import DEFAULT_CONTEXT_TOKENS, history_window
 from game.play.state import merge_state
 from game.play.turn_format import parse_turn
 from game.store.models import Game, Message, new_id, utcnow
@@ -20,8 +22,17 @@ from game.store.models import Game, Message, new_id, utcnow
 NAMES = ["Mara Quill", "Ash Verano", "Ilse Brand", "Tomas Reed", "Nell Okafor", "Ravi Sen"]
 
 
-def build_game(catalog: Catalog, player_id: str, turns: int, rng: random.Random) -> list[object]:
-    """One game with `turns` played turns: the Game row and its messages, oldest first."""
+def build_game(
+    catalog: Catalog,
+    player_id: str,
+    turns: int,
+    rng: random.Random,
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+) -> list[object]:
+    """One game with `turns` played turns: the Game row and its messages, oldest first.
+
+    The rolling memory is folded as play would fold it, with the mock narrator's summaries.
+    """
     route = rng.choice(list(catalog.routes.values()))
     world, cast = catalog.worlds[route.world], rng.choice(list(catalog.cast.values()))
     name = rng.choice(NAMES)
@@ -40,7 +51,10 @@ def build_game(catalog: Catalog, player_id: str, turns: int, rng: random.Random)
         updated_at=started + timedelta(minutes=turns),
     )
     rows: list[object] = [game]
+    path: list[Message] = []
+    window = history_window(context_tokens)
     state, parent, action = route.state, None, ""
+    memory, memory_through = "", -1
     for number in range(turns + 1):
         if number:
             user = Message(
@@ -54,9 +68,12 @@ def build_game(catalog: Catalog, player_id: str, turns: int, rng: random.Random)
                 raw="",
                 hint="",
                 notice="",
+                memory="",
+                memory_through=-1,
                 created_at=started,
             )
             rows.append(user)
+            path.append(user)
             parent = user
         ctx = TurnContext(
             game_id=game.id,
@@ -86,20 +103,35 @@ def build_game(catalog: Catalog, player_id: str, turns: int, rng: random.Random)
             hint=turn.hint,
             scene=turn.scene or None,
             notice="",
+            memory=memory,
+            memory_through=memory_through,
             created_at=started,
         )
         rows.append(reply)
+        path.append(reply)
+        fold = turns_to_fold(path[-window:], context_tokens)
+        if fold:
+            memory = clip_memory(mock_summary(memory, [(m.role, m.content) for m in fold]))
+            memory_through = reply.memory_through = fold[-1].depth
+            reply.memory = memory
         parent, action = reply, rng.choice(turn.choices)
     game.head_id = parent.id if parent else None
     return rows
 
 
-async def seed(sessions, catalog: Catalog, player_id: str, games: int, turns: int) -> list[str]:  # type: ignore[no-untyped-def]
+async def seed(  # type: ignore[no-untyped-def]
+    sessions,
+    catalog: Catalog,
+    player_id: str,
+    games: int,
+    turns: int,
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+) -> list[str]:
     """Create the games; returns their ids."""
     rng = random.Random(f"seed:{player_id}:{games}:{turns}")
     ids = []
     for _ in range(games):
-        rows = build_game(catalog, player_id, turns, rng)
+        rows = build_game(catalog, player_id, turns, rng, context_tokens)
         async with sessions() as session:
             session.add_all(rows)
             await session.commit()

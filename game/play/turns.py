@@ -13,6 +13,7 @@ import logging
 from collections import OrderedDict
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -28,18 +29,20 @@ from game.play.art import (
 from game.play.catalog import Catalog
 from game.play.fanout import TurnFanout
 from game.play.live import TurnHub
-from game.play.prompts import build_messages
+from game.play.prompts import DEFAULT_CONTEXT_TOKENS, build_messages, history_window
 from game.play.state import StoryState, merge_state
 from game.play.turn_format import NarrationStream, TurnFormatError, parse_turn
 from game.store.instances import Instance
 from game.store.models import Game, Message, new_id
 from game.store.repo import GameRepo
 
+if TYPE_CHECKING:
+    from game.play.memory import MemoryKeeper
+
 log = logging.getLogger(__name__)
 
 SAVE_PARTIAL_EVERY = 1.0  # seconds between saves of streaming replies' text
 STOP_WAIT_SECONDS = 5.0  # how long a Stop relayed to another process may take to land
-HISTORY_MESSAGES = 24  # recent messages of the branch the prompt is built from
 HISTORY_CACHE_GAMES = 2000  # games whose recent history this process remembers
 FALLBACK_CHOICES = ["Look around carefully", "Press on", "Wait and listen"]
 NOT_JSON_NOTICE = (
@@ -50,6 +53,7 @@ UNREADABLE_STATE_NOTICE = (
     "The narrator's choices and state changes were unreadable this turn, so the story state "
     "did not change."
 )
+RESUMABLE = ("stopped", "interrupted", "failed")  # replies Continue can carry on
 STOPPED_NOTICE = "You stopped the narrator here."
 INTERRUPTED_NOTICE = "The game stopped while this turn was being written."
 
@@ -64,6 +68,7 @@ class TurnPlan:
     history: list[tuple[str, str]]  # the branch before the reply, for the next turn's cache
     state_before: StoryState
     choices_before: list[str]
+    prefix: str = ""  # the text a continued reply already had
     committed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -84,9 +89,11 @@ class TurnService:
     provider: Provider
     hub: TurnHub
     max_action_chars: int = 2000
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS
     art: ArtService | None = None
     instance: Instance | None = None  # this process, as owner of the turns it writes
     fanout: TurnFanout | None = None  # several processes on PostgreSQL: streams and Stop relay
+    memory: MemoryKeeper | None = None  # folds older turns into the memory after each turn
     closing: bool = False
     # Recent branch text per game, keyed by head id: spares the database on the turn's hot path.
     _history: OrderedDict[str, tuple[str, list[tuple[str, str]]]] = field(
@@ -94,12 +101,13 @@ class TurnService:
     )
     _unsaved: dict[str, tuple[str, str]] = field(default_factory=dict)
     _saver: asyncio.Task | None = None
+    _folds: set[asyncio.Task] = field(default_factory=set)
 
     # ---- starting turns -------------------------------------------------------------------
 
     async def start_opening(self, repo: GameRepo, game: Game) -> Message:
         """Add the opening narration and start writing it."""
-        reply = Message(id=new_id(), game_id=game.id, depth=0, role="assistant", status="streaming")
+        reply = self._new_reply(game, parent=None, anchor=None)
         plan = self._plan(game, reply, anchor=None, action="", history=[])
         await self._launch(repo, game, plan, [reply])
         return reply
@@ -121,11 +129,7 @@ class TurnService:
             head = await repo.get_message(game, game.head_id) if game.head_id else None
         if head is None or head.role != "assistant":
             raise TurnRejected("This game has nothing to answer yet.", 409)
-        if head.status == "streaming" or self.hub.running_for(game.id):
-            raise TurnRejected(
-                "The narrator is still writing. Wait for the turn to end, or stop it.", 409
-            )
-
+        self._ensure_idle(game, head)
         if choice_id:
             choices = head.choices or []
             index = _choice_index(choice_id)
@@ -133,56 +137,142 @@ class TurnService:
                 raise TurnRejected("That choice is not part of the current turn.")
             action = choices[index]
         else:
-            action = " ".join(text.split())
-            if not action:
-                raise TurnRejected("Write what you do, or pick one of the choices.")
-            if len(action) > self.max_action_chars:
-                raise TurnRejected(
-                    f"Your action is {len(action):,} characters long; "
-                    f"the limit is {self.max_action_chars:,}."
-                )
+            action = self._clean_action(text)
+        rows = await self._answer(repo, game, head, action)
+        game.turn_count += 1
+        return rows
 
+    async def edit(self, repo: GameRepo, game: Game, message: Message, text: str) -> list[Message]:
+        """Say something else at the player's `message`: a new sibling action and a new reply.
+
+        The original stays in the tree as an alternative; the story goes on from the new one.
+        """
+        if message.role != "user" or message.parent_id is None:
+            raise TurnRejected("Only your own actions can be edited.", 409)
+        self._ensure_idle(game)
+        anchor = await repo.get_message(game, message.parent_id)
+        if anchor is None:
+            raise TurnRejected("This action is no longer part of the story.", 409)
+        action = self._clean_action(text)
+        variant = await repo.count_children(game, anchor.id)
+        return await self._answer(repo, game, anchor, action, variant=variant)
+
+    async def regenerate(self, repo: GameRepo, game: Game, message: Message) -> Message:
+        """Write any narrator turn again, as a new alternative (a swipe) beside it.
+
+        The new reply answers the same action from the same state; the head moves to it.
+        """
+        if message.role != "assistant":
+            raise TurnRejected("Only the narrator's turns can be written again.", 409)
+        self._ensure_idle(game)
+        user = await repo.get_message(game, message.parent_id) if message.parent_id else None
+        anchor = await repo.get_message(game, user.parent_id) if user and user.parent_id else None
+        variant = await repo.count_children(game, message.parent_id)
+        reply = self._new_reply(game, parent=user, anchor=anchor)
+        history = await self._history_to(repo, game, anchor) if anchor else []
+        action = user.content if user else ""
+        plan = self._plan(
+            game, reply, anchor=anchor, action=action, history=history, variant=variant
+        )
+        await self._launch(repo, game, plan, [reply])
+        return reply
+
+    async def continue_reply(self, repo: GameRepo, game: Game, message: Message) -> Message:
+        """Carry on writing a stopped, interrupted or failed reply from where its text ends."""
+        if message.role != "assistant" or message.status not in RESUMABLE:
+            raise TurnRejected("Only a stopped or interrupted reply can be continued.", 409)
+        if message.id != game.head_id:
+            raise TurnRejected("Go to that turn first (rewind to it), then continue it.", 409)
+        if not message.content.strip():
+            raise TurnRejected("This reply has no text to continue: write it again instead.", 409)
+        self._ensure_idle(game, message)
+        user = await repo.get_message(game, message.parent_id) if message.parent_id else None
+        anchor = await repo.get_message(game, user.parent_id) if user and user.parent_id else None
+        place = await repo.alternatives(game, message)
+        variant = place.position - 1 if place else 0
+        history = await self._history_to(repo, game, anchor) if anchor else []
+        plan = self._plan(
+            game,
+            message,
+            anchor=anchor,
+            action=user.content if user else "",
+            history=history,
+            variant=variant,
+            prefix=message.content,
+        )
+        message.status, message.notice = "streaming", ""
+        await self._launch(repo, game, plan, [message])
+        return message
+
+    async def rewind(self, repo: GameRepo, game: Game, message: Message) -> None:
+        """Move the game's head back (or anywhere) to a finished narrator turn."""
+        if message.role != "assistant" or message.is_live:
+            raise TurnRejected("You can go back to a finished narrator turn only.", 409)
+        self._ensure_idle(game)
+        game.head_id = message.id
+        repo.touch(game)
+        await repo.session.commit()
+
+    async def show(self, repo: GameRepo, game: Game, message: Message) -> str:
+        """Switch to an alternative: the head goes to where that alternative's story was left."""
+        self._ensure_idle(game)
+        leaf = await repo.latest_leaf(game, message)
+        game.head_id = leaf
+        repo.touch(game)
+        await repo.session.commit()
+        return leaf
+
+    def _ensure_idle(self, game: Game, head: Message | None = None) -> None:
+        """Refuse to change the story while the narrator is writing in this game."""
+        if (head is not None and head.is_live) or self.hub.running_for(game.id):
+            raise TurnRejected(
+                "The narrator is still writing. Wait for the turn to end, or stop it.", 409
+            )
+
+    def _clean_action(self, text: str) -> str:
+        action = " ".join(text.split())
+        if not action:
+            raise TurnRejected("Write what you do, or pick one of the choices.")
+        if len(action) > self.max_action_chars:
+            raise TurnRejected(
+                f"Your action is {len(action):,} characters long; "
+                f"the limit is {self.max_action_chars:,}."
+            )
+        return action
+
+    async def _answer(
+        self, repo: GameRepo, game: Game, anchor: Message, action: str, variant: int = 0
+    ) -> list[Message]:
+        """Add the player's action under `anchor` and start the narrator's reply to it."""
         user = Message(
             id=new_id(),
             game_id=game.id,
-            parent_id=head.id,
-            depth=head.depth + 1,
+            parent_id=anchor.id,
+            depth=anchor.depth + 1,
             role="user",
             content=action,
         )
-        reply = Message(
-            id=new_id(),
-            game_id=game.id,
-            parent_id=user.id,
-            depth=user.depth + 1,
-            role="assistant",
-            status="streaming",
+        reply = self._new_reply(game, parent=user, anchor=anchor)
+        history = await self._history_to(repo, game, anchor)
+        plan = self._plan(
+            game, reply, anchor=anchor, action=action, history=history, variant=variant
         )
-        history = await self._history_to(repo, game, head)
-        plan = self._plan(game, reply, anchor=head, action=action, history=history)
-        game.turn_count += 1
         await self._launch(repo, game, plan, [user, reply])
         return [user, reply]
 
-    async def retry(self, repo: GameRepo, game: Game, message: Message) -> Message:
-        """Write a failed, stopped or interrupted reply again, as a new alternative of it."""
-        if message.id != game.head_id or message.role != "assistant" or message.is_live:
-            raise TurnRejected("Only the latest, finished turn can be retried.", 409)
-        user = await repo.get_message(game, message.parent_id) if message.parent_id else None
-        anchor = await repo.get_message(game, user.parent_id) if user and user.parent_id else None
-        reply = Message(
+    @staticmethod
+    def _new_reply(game: Game, parent: Message | None, anchor: Message | None) -> Message:
+        """A streaming narrator row under `parent`; it starts with its anchor's memory."""
+        return Message(
             id=new_id(),
             game_id=game.id,
-            parent_id=message.parent_id,
-            depth=message.depth,
+            parent_id=parent.id if parent else None,
+            depth=parent.depth + 1 if parent else 0,
             role="assistant",
             status="streaming",
+            memory=anchor.memory if anchor else "",
+            memory_through=anchor.memory_through if anchor else -1,
         )
-        history = await self._history_to(repo, game, anchor) if anchor else []
-        action = user.content if user else ""
-        plan = self._plan(game, reply, anchor=anchor, action=action, history=history)
-        await self._launch(repo, game, plan, [reply])
-        return reply
 
     async def _history_to(
         self, repo: GameRepo, game: Game, anchor: Message
@@ -191,11 +281,33 @@ class TurnService:
         cached = self._history.get(game.id)
         if cached is not None and cached[0] == anchor.id:
             return cached[1]
-        path = await repo.branch(game, limit=HISTORY_MESSAGES, head_id=anchor.id)
-        return [(m.role, m.content) for m in path if m.content]
+        return await self._read_history(repo, game, anchor)
+
+    async def _read_history(
+        self, repo: GameRepo, game: Game, anchor: Message
+    ) -> list[tuple[str, str]]:
+        """The last prompt window of the branch up to `anchor`, read from the database."""
+        return await repo.branch_texts(game, anchor.id, history_window(self.context_tokens))
+
+    async def next_prompt(
+        self, repo: GameRepo, game: Game, action: str = "Look around"
+    ) -> list[dict[str, str]]:
+        """The chat messages a turn from the head would send now, built from the database.
+
+        Reads what the prompt needs (a window of the branch, the head's memory) and nothing
+        else; for inspecting prompts and for the long-game benchmark.
+        """
+        head = await repo.get_message(game, game.head_id) if game.head_id else None
+        if head is None or head.role != "assistant":
+            raise TurnRejected("This game has nothing to answer yet.", 409)
+        user = Message(id=new_id(), parent_id=head.id, depth=head.depth + 1, role="user")
+        reply = self._new_reply(game, parent=user, anchor=head)
+        history = await self._read_history(repo, game, head)
+        plan = self._plan(game, reply, anchor=head, action=action, history=history)
+        return plan.request.messages
 
     def _remember(self, game_id: str, head_id: str, history: list[tuple[str, str]]) -> None:
-        self._history[game_id] = (head_id, history[-HISTORY_MESSAGES:])
+        self._history[game_id] = (head_id, history[-history_window(self.context_tokens) :])
         self._history.move_to_end(game_id)
         while len(self._history) > HISTORY_CACHE_GAMES:
             self._history.popitem(last=False)
@@ -208,8 +320,14 @@ class TurnService:
         anchor: Message | None,
         action: str,
         history: list[tuple[str, str]],
+        variant: int = 0,
+        prefix: str = "",
     ) -> TurnPlan:
-        """The model request for `reply`, built from what is already in memory."""
+        """The model request for `reply`, built from what is already in memory.
+
+        The turn builds on its anchor's state snapshot (the narrator turn it answers), so a
+        turn written on any branch starts from exactly that branch's state.
+        """
         route = self.catalog.routes[game.route_id]
         state = StoryState.model_validate(anchor.state) if anchor and anchor.state else route.state
         ctx = TurnContext(
@@ -224,18 +342,21 @@ class TurnService:
             state=state,
             recent_narration=[t for r, t in history if r == "assistant"][-3:],
             mock_scenario=game.mock_scenario,
+            variant=variant,
+            continue_from=prefix,
+            memory=reply.memory,
         )
+        messages = build_messages(ctx, history, context_tokens=self.context_tokens)
         if action:
             history = [*history, ("user", action)]
         return TurnPlan(
             game_id=game.id,
             reply_id=reply.id,
-            request=TurnRequest(
-                messages=build_messages(ctx, history[:-1] if action else history), context=ctx
-            ),
+            request=TurnRequest(messages=messages, context=ctx),
             history=history,
             state_before=state,
             choices_before=(anchor.choices if anchor and anchor.choices else route.choices),
+            prefix=prefix,
         )
 
     async def _launch(
@@ -345,6 +466,7 @@ class TurnService:
         raw_parts: list[str] = []
         narration = NarrationStream()
         outcome, notice = "done", ""
+        live.append(plan.prefix)  # a continued reply carries on after its own text
         try:
             # aclosing: a Stop that lands between chunks still runs the provider's clean-up.
             async with aclosing(self.provider.stream_turn(plan.request)) as chunks:
@@ -489,7 +611,8 @@ class TurnService:
                             f"{exc} It may have been cut off. Write the turn again to retry."
                         )
                 else:
-                    message.content = turn.narration
+                    # A continued reply's narration is only the rest: keep what was streamed.
+                    message.content = streamed.strip() if plan.prefix else turn.narration
                     message.hint = turn.hint
                     message.scene = turn.scene or None
                     message.state = merge_state(before, turn.state_update).model_dump()
@@ -504,6 +627,10 @@ class TurnService:
                 self._remember(
                     plan.game_id, message.id, [*plan.history, ("assistant", message.content)]
                 )
+            if self.memory is not None and message.status == "done" and not self.closing:
+                task = asyncio.create_task(self.memory.fold(plan.game_id, message.id))
+                self._folds.add(task)
+                task.add_done_callback(self._folds.discard)
 
 
 def _choice_index(choice_id: str) -> int | None:

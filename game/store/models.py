@@ -69,6 +69,11 @@ class Message(Base):
     hint: Mapped[str] = mapped_column(Text, default="")
     scene: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     notice: Mapped[str] = mapped_column(Text, default="")  # what went wrong, for the player
+    # The rolling memory as of this turn: a summary of the branch up to depth `memory_through`
+    # (-1: nothing summarised yet). Each turn starts with its anchor's, so every branch point
+    # keeps the memory of its own branch.
+    memory: Mapped[str] = mapped_column(Text, default="")
+    memory_through: Mapped[int] = mapped_column(Integer, default=-1)
     # the process writing it while streaming (game/store/instances.py tells whether it lives)
     owner: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Integer,
+    Row,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from game.store.models import ArtJob, Game, Message, utcnow
 
@@ -49,25 +68,123 @@ class GameRepo:
     ) -> list[Message]:
         """The messages from the root to the head (default: the game's), oldest first.
 
-        With `limit`, only the last `limit` messages of the branch.
+        With `limit`, only the last `limit` messages of the branch: the walk up the tree stops
+        there, so its cost does not grow with the length of the game.
         """
         head_id = head_id or game.head_id
         if head_id is None:
             return []
-        path = (
-            select(Message.id, Message.parent_id, Message.depth)
-            .where(Message.id == head_id, Message.game_id == game.id)
-            .cte("path", recursive=True)
+        params = {"game_id": game.id, "head_id": head_id, "limit": limit or 0}
+        return list(
+            (await self.session.scalars(_branch_statement(limit is not None), params)).all()
         )
-        path = path.union_all(
-            select(Message.id, Message.parent_id, Message.depth).join(
-                path, Message.id == path.c.parent_id
+
+    async def branch_texts(self, game: Game, head_id: str, limit: int) -> list[tuple[str, str]]:
+        """(role, text) of the last `limit` messages of the branch to `head_id`, oldest first.
+
+        Only the two columns a prompt needs, through a prepared statement.
+        """
+        rows = await self.branch_rows(game, head_id, limit, ("role", "content"))
+        return [(role, content) for role, content in rows if content]
+
+    async def branch_rows(
+        self, game: Game, head_id: str, limit: int, columns: tuple[str, ...]
+    ) -> list[Row]:
+        """Chosen columns of the last `limit` messages of the branch to `head_id`, oldest first
+        (lighter than loading Message objects)."""
+        params = {"game_id": game.id, "head_id": head_id, "limit": limit}
+        return list((await self.session.execute(_path_statement(columns), params)).all())
+
+    async def page(
+        self, game: Game, limit: int, head_id: str | None = None
+    ) -> tuple[list[Row], dict[str, Alternatives]]:
+        """The last `limit` messages of the branch to `head_id` (default: the head), oldest first,
+        with each one's place among its alternatives, in one query.
+
+        Rows carry the columns the story log shows (not the raw model output or the memory);
+        the walk up the tree stops after `limit` steps, so a page costs the same in any game.
+        """
+        head_id = head_id or game.head_id
+        if head_id is None:
+            return [], {}
+        params = {"game_id": game.id, "head_id": head_id, "limit": limit}
+        rows = list((await self.session.execute(_page_statement(), params)).all())
+        alternatives = {
+            row.id: Alternatives(row.alt_index + 1, row.alt_count, row.alt_prev, row.alt_next)
+            for row in rows
+            if row.alt_count > 1
+        }
+        return rows, alternatives
+
+    async def alternatives(self, game: Game, message: Message) -> Alternatives | None:
+        """Where `message` stands among its alternatives (None when it has none)."""
+        where = (
+            Message.parent_id.is_(None)
+            if message.parent_id is None
+            else Message.parent_id == message.parent_id
+        )
+        query = (
+            select(Message.id)
+            .where(Message.game_id == game.id, where)
+            .order_by(Message.created_at, Message.id)
+        )
+        ids = list((await self.session.scalars(query)).all())
+        if len(ids) < 2 or message.id not in ids:
+            return None
+        i = ids.index(message.id)
+        return Alternatives(
+            i + 1, len(ids), ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None
+        )
+
+    async def count_children(self, game: Game, parent_id: str | None) -> int:
+        """How many messages hang under `parent_id` (None: the game's roots)."""
+        where = Message.parent_id.is_(None) if parent_id is None else Message.parent_id == parent_id
+        query = select(func.count()).select_from(Message).where(Message.game_id == game.id, where)
+        return int(await self.session.scalar(query) or 0)
+
+    async def latest_leaf(self, game: Game, message: Message) -> str:
+        """The most recently written branch end below `message` (itself when it has no children).
+
+        Walks only `message`'s own subtree: choosing an alternative returns to where that
+        alternative's story was last taken.
+        """
+        below = (
+            select(Message.id)
+            .where(Message.id == message.id, Message.game_id == game.id)
+            .cte("below", recursive=True)
+        )
+        below = below.union_all(select(Message.id).join(below, Message.parent_id == below.c.id))
+        child = aliased(Message)
+        query = (
+            select(Message.id)
+            .join(below, Message.id == below.c.id)
+            .where(~select(child.id).where(child.parent_id == Message.id).exists())
+            .order_by(Message.created_at.desc(), Message.depth.desc())
+            .limit(1)
+        )
+        return (await self.session.scalar(query)) or message.id
+
+    async def leaves(self, game: Game, limit: int = 100) -> list[Message]:
+        """The game's branch ends (messages without children), most recent first."""
+        child = aliased(Message)
+        query = (
+            select(Message)
+            .where(
+                Message.game_id == game.id,
+                ~select(child.id).where(child.parent_id == Message.id).exists(),
             )
+            .order_by(Message.created_at.desc(), Message.id)
+            .limit(limit)
         )
-        ids = select(path.c.id).order_by(path.c.depth.desc())
-        if limit is not None:
-            ids = ids.limit(limit)
-        query = select(Message).where(Message.id.in_(ids)).order_by(Message.depth)
+        return list((await self.session.scalars(query)).all())
+
+    async def all_messages(self, game: Game) -> list[Message]:
+        """Every message of the game's tree, parents before children (for export)."""
+        query = (
+            select(Message)
+            .where(Message.game_id == game.id)
+            .order_by(Message.depth, Message.created_at, Message.id)
+        )
         return list((await self.session.scalars(query)).all())
 
     async def streaming_message(self, game: Game) -> Message | None:
@@ -107,3 +224,121 @@ class GameRepo:
     @staticmethod
     def touch(game: Game) -> None:
         game.updated_at = utcnow()
+
+
+class Alternatives(NamedTuple):
+    """A message's place among its siblings: 1-based position, how many, the neighbours' ids."""
+
+    position: int
+    count: int
+    previous: str | None
+    next: str | None
+
+
+# What the story log shows of a message (not its raw model output or memory).
+PAGE_COLUMNS = (
+    "id",
+    "parent_id",
+    "depth",
+    "role",
+    "content",
+    "status",
+    "state",
+    "choices",
+    "hint",
+    "notice",
+    "created_at",
+)
+
+
+# The statements below are built once with bound parameters: building a statement of this
+# size costs more than running it (SQLAlchemy's expression construction), and a page must be cheap.
+
+
+def _siblings(
+    m: Any,
+    value: Any,
+    where: ColumnElement[bool] | None,
+    newest: bool = False,
+) -> ColumnElement[Any]:
+    """A scalar subquery over `m`'s siblings (the same parent; the game's roots for a root).
+
+    The CASE keeps both arms index lookups on (game_id, parent_id), on SQLite and PostgreSQL
+    alike, where `IS NOT DISTINCT FROM` would not be.
+    """
+    t = Message.__table__
+
+    def arm(same_parent: ColumnElement[bool]) -> ScalarSelect:
+        query = select(value).where(t.c.game_id == bindparam("game_id"), same_parent)
+        if where is not None:
+            query = query.where(where)
+        if value is t.c.id:
+            order = (t.c.created_at.desc(), t.c.id.desc()) if newest else (t.c.created_at, t.c.id)
+            query = query.order_by(*order).limit(1)
+        return query.scalar_subquery()
+
+    return case(
+        (m.c.parent_id.is_(None), arm(t.c.parent_id.is_(None))),
+        else_=arm(t.c.parent_id == m.c.parent_id),
+    )
+
+
+@lru_cache(maxsize=1)
+def _page_statement() -> Select:
+    """One page of a branch with each message's place among its alternatives."""
+    t = Message.__table__
+    m = t.alias("m")
+    path = _ancestors(limited=True)
+    earlier = or_(
+        t.c.created_at < m.c.created_at,
+        and_(t.c.created_at == m.c.created_at, t.c.id < m.c.id),
+    )
+    later = or_(
+        t.c.created_at > m.c.created_at,
+        and_(t.c.created_at == m.c.created_at, t.c.id > m.c.id),
+    )
+    return (
+        select(
+            *(m.c[name] for name in PAGE_COLUMNS),
+            _siblings(m, func.count(), None).label("alt_count"),
+            _siblings(m, func.count(), earlier).label("alt_index"),
+            _siblings(m, t.c.id, earlier, newest=True).label("alt_prev"),
+            _siblings(m, t.c.id, later).label("alt_next"),
+        )
+        .join(path, m.c.id == path.c.id)
+        .order_by(m.c.depth)
+    )
+
+
+@lru_cache(maxsize=8)
+def _path_statement(columns: tuple[str, ...]) -> Select:
+    t = Message.__table__
+    path = _ancestors(limited=True)
+    return (
+        select(*(t.c[name] for name in columns)).join(path, t.c.id == path.c.id).order_by(t.c.depth)
+    )
+
+
+@lru_cache(maxsize=2)
+def _branch_statement(limited: bool) -> Select:
+    path = _ancestors(limited)
+    return select(Message).join(path, Message.id == path.c.id).order_by(Message.depth)
+
+
+@lru_cache(maxsize=2)
+def _ancestors(limited: bool) -> CTE:
+    """A recursive CTE of message `head_id` of game `game_id` and its ancestors (ids).
+
+    With `limited`, at most `limit` of them: the step counter stops the recursion itself, not
+    just the result, so a page of a very long game reads a page's worth of rows.
+    """
+    t = Message.__table__
+    path = (
+        select(t.c.id, t.c.parent_id, literal(1, Integer).label("n"))
+        .where(t.c.id == bindparam("head_id"), t.c.game_id == bindparam("game_id"))
+        .cte("path", recursive=True)
+    )
+    step = select(t.c.id, t.c.parent_id, path.c.n + 1).join(path, t.c.id == path.c.parent_id)
+    if limited:
+        step = step.where(path.c.n < bindparam("limit"))
+    return path.union_all(step)

@@ -1,10 +1,11 @@
-"""The play screen: the story log, posting actions, the turn stream, Stop and Retry."""
+"""The play screen: the story log and its pages, posting actions, the turn stream, Stop, and the
+story-tree moves (regenerate, Continue, edit, rewind, switching alternatives)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from litestar import Request, get, post
@@ -16,11 +17,12 @@ from game.play.catalog import Catalog
 from game.play.state import StoryState
 from game.play.turns import TurnService
 from game.store.models import Game, Message
-from game.store.repo import GameRepo
+from game.store.repo import Alternatives, GameRepo
 from game.web.art_pages import art_view
 from game.web.pages import load_game, provide_repo
+from game.web.timing import server_timing
 
-PAGE_MESSAGES = 200  # messages rendered on the play page
+PAGE_MESSAGES = 30  # messages of the branch rendered at once ("Load earlier" pages back)
 POLL_SECONDS = 0.5  # how often a stream re-reads a turn written by another process
 
 
@@ -35,8 +37,16 @@ async def _load_message(repo: GameRepo, game: Game, message_id: str) -> Message:
     return message
 
 
-def turn_view(request: Request, game: Game, messages: list[Message]) -> dict[str, Any]:
-    """Everything the play screen's panels show, derived from the branch's latest messages."""
+def turn_view(
+    request: Request,
+    game: Game,
+    messages: Sequence[Any],
+    alternatives: dict[str, Alternatives] | None = None,
+) -> dict[str, Any]:
+    """Everything the play screen's panels show, derived from the branch's latest messages.
+
+    `messages` are Message rows or the story log's page rows (`GameRepo.page`).
+    """
     catalog: Catalog = request.app.state.catalog
     turns: TurnService = request.app.state.turns
     route = catalog.routes[game.route_id]
@@ -44,7 +54,7 @@ def turn_view(request: Request, game: Game, messages: list[Message]) -> dict[str
     replies = [m for m in messages if m.role == "assistant" and m.state is not None]
     state = StoryState.model_validate(replies[-1].state) if replies else route.state
     before = StoryState.model_validate(replies[-2].state) if len(replies) > 1 else route.state
-    streaming = head if head is not None and head.is_live else None
+    streaming = head if head is not None and head.status == "streaming" else None
     live = turns.hub.get(streaming.id) if streaming else None
     return {
         "game": game,
@@ -60,16 +70,39 @@ def turn_view(request: Request, game: Game, messages: list[Message]) -> dict[str
         "choices": [] if streaming or head is None else (head.choices or []),
         "hint": next((m.hint for m in reversed(replies) if m.hint), route.hint),
         "game_location": route.location,
+        "alts": alternatives or {},
+        "earlier": messages[0].parent_id if messages and messages[0].parent_id else None,
         "request": request,
     }
 
 
-@get("/games/{game_id:str}", name="play", dependencies={"repo": provide_repo})
+@get(
+    "/games/{game_id:str}",
+    name="play",
+    dependencies={"repo": provide_repo},
+    middleware=[server_timing],
+)
 async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
+    """The last page of the current branch, with its panels; earlier pages load on demand."""
     game = await load_game(repo, game_id)
-    messages = await repo.branch(game, limit=PAGE_MESSAGES)
-    context = turn_view(request, game, messages) | await art_view(request, repo, game)
+    messages, alternatives = await repo.page(game, PAGE_MESSAGES)
+    context = turn_view(request, game, messages, alternatives) | await art_view(request, repo, game)
     return Template("pages/play.html", context=context)
+
+
+@get("/games/{game_id:str}/history", name="history", dependencies={"repo": provide_repo})
+async def history(request: Request, repo: GameRepo, game_id: str, before: str) -> Template:
+    """The page of the branch just before message `before` ("Load earlier")."""
+    game = await load_game(repo, game_id)
+    first = await _load_message(repo, game, before)
+    messages, alternatives = (
+        await repo.page(game, PAGE_MESSAGES, head_id=first.parent_id)
+        if first.parent_id
+        else ([], {})
+    )
+    context = turn_view(request, game, messages, alternatives)
+    context["streaming"] = None  # the panels are not part of this fragment
+    return Template("_history.html", context=context)
 
 
 @post("/games/{game_id:str}/turns", name="post_turn", dependencies={"repo": provide_repo})
@@ -104,7 +137,9 @@ async def message_fragment(
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     messages = await repo.branch(game, limit=8)
-    context = turn_view(request, game, messages) | await art_view(request, repo, game)
+    place = await repo.alternatives(game, message)
+    alternatives = {message.id: place} if place else {}
+    context = turn_view(request, game, messages, alternatives) | await art_view(request, repo, game)
     context["message"] = message
     return Template("_turn_finished.html", context=context)
 
@@ -198,10 +233,84 @@ async def stop(request: Request, repo: GameRepo, game_id: str, message_id: str) 
     dependencies={"repo": provide_repo},
 )
 async def retry(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
+    """Write a narrator turn again (any turn, not only the last): a new alternative beside it."""
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
-    await request.app.state.turns.retry(repo, game, message)
+    await _turns(request).regenerate(repo, game, message)
     return Redirect(f"/games/{game.id}", status_code=303)
 
 
-handlers = [play_page, post_turn, message_fragment, stream, stop, retry]
+@post(
+    "/games/{game_id:str}/messages/{message_id:str}/continue",
+    name="continue_reply",
+    dependencies={"repo": provide_repo},
+)
+async def continue_reply(
+    request: Request, repo: GameRepo, game_id: str, message_id: str
+) -> Redirect:
+    """Carry on a stopped or interrupted reply from where its text ends."""
+    game = await load_game(repo, game_id)
+    message = await _load_message(repo, game, message_id)
+    await _turns(request).continue_reply(repo, game, message)
+    return Redirect(f"/games/{game.id}", status_code=303)
+
+
+@post(
+    "/games/{game_id:str}/messages/{message_id:str}/edit",
+    name="edit_action",
+    dependencies={"repo": provide_repo},
+)
+async def edit_action(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
+    """Say something else at one of the player's actions: a branch starts there."""
+    game = await load_game(repo, game_id)
+    message = await _load_message(repo, game, message_id)
+    form = await request.form()
+    await _turns(request).edit(repo, game, message, str(form.get("action", "")))
+    return Redirect(f"/games/{game.id}", status_code=303)
+
+
+@post(
+    "/games/{game_id:str}/messages/{message_id:str}/rewind",
+    name="rewind",
+    dependencies={"repo": provide_repo},
+)
+async def rewind(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
+    """Go back to (or jump to) a narrator turn: it becomes the end of the story being played."""
+    game = await load_game(repo, game_id)
+    message = await _load_message(repo, game, message_id)
+    await _turns(request).rewind(repo, game, message)
+    return Redirect(f"/games/{game.id}#msg-{message.id}", status_code=303)
+
+
+@post(
+    "/games/{game_id:str}/messages/{message_id:str}/show",
+    name="show_alternative",
+    dependencies={"repo": provide_repo},
+)
+async def show_alternative(
+    request: Request, repo: GameRepo, game_id: str, message_id: str
+) -> Redirect:
+    """Switch to an alternative of a turn; the story follows it to where it was left."""
+    game = await load_game(repo, game_id)
+    message = await _load_message(repo, game, message_id)
+    await _turns(request).show(repo, game, message)
+    return Redirect(f"/games/{game.id}#msg-{message.id}", status_code=303)
+
+
+def _turns(request: Request) -> TurnService:
+    return request.app.state.turns
+
+
+handlers = [
+    play_page,
+    history,
+    post_turn,
+    message_fragment,
+    stream,
+    stop,
+    retry,
+    continue_reply,
+    edit_action,
+    rewind,
+    show_alternative,
+]

@@ -1,0 +1,159 @@
+"""The rolling memory: older turns of a branch folded into a summary the model writes.
+
+Each narrator turn stores the memory as of that turn and the depth it reaches
+(`Message.memory`, `Message.memory_through`); a new turn starts with its anchor's, so every
+branch point keeps the memory of its own branch and switching branches switches memory.
+When the turns not yet in the memory outgrow the prompt's history budget, the older ones are
+folded in by a separate, small summarise call (the mock narrator writes one deterministically).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from game.ai.provider import Provider, SummaryRequest
+from game.play.catalog import Catalog
+from game.play.prompts import (
+    MEMORY_CHARS,
+    MESSAGE_OVERHEAD_TOKENS,
+    estimate_tokens,
+    history_window,
+    render_prompt,
+    reply_reserve,
+)
+from game.play.turns import TurnRejected
+from game.store.models import Game, Message
+from game.store.repo import GameRepo
+
+log = logging.getLogger(__name__)
+
+FIXED_PROMPT_TOKENS = 1500  # rules, world, cast and state take about this much of a prompt
+FOLD_WHEN = 0.75  # fold once unsummarised turns fill this share of the history budget
+KEEP_RAW = 0.4  # ...keeping the newest turns worth this share out of the fold
+MEMORY_WORDS = 300
+FOLD_COLUMNS = ("id", "depth", "role", "content", "status", "memory", "memory_through")
+
+
+def history_budget(context_tokens: int) -> int:
+    """Tokens a prompt has for recent turns, after the reply, the fixed part and the memory."""
+    fixed = reply_reserve(context_tokens) + FIXED_PROMPT_TOKENS + MEMORY_CHARS // 4
+    return max(256, context_tokens - fixed)
+
+
+def clip_memory(text: str) -> str:
+    """Memory within MEMORY_CHARS, keeping its newest part (it is written oldest first)."""
+    text = text.strip()
+    if len(text) <= MEMORY_CHARS:
+        return text
+    return "…" + text[-(MEMORY_CHARS - 1) :].lstrip()
+
+
+def turns_to_fold(branch: Sequence[Any], context_tokens: int) -> list[Any]:
+    """The older messages of `branch` (ending at a turn) to fold into its memory now, if any.
+
+    `branch` holds Message rows, or rows with their depth, role, content and memory_through.
+    """
+    head = branch[-1]
+    pending = [m for m in branch if m.depth > head.memory_through and m.content]
+    costs = [estimate_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in pending]
+    budget = history_budget(context_tokens)
+    if sum(costs) <= FOLD_WHEN * budget:
+        return []
+    kept, cut = 0, len(pending)
+    while cut > 0 and kept + costs[cut - 1] <= KEEP_RAW * budget:
+        cut -= 1
+        kept += costs[cut]
+    fold = pending[:cut]
+    # End the fold on a narrator turn, so the memory never splits an action from its answer.
+    while fold and fold[-1].role != "assistant":
+        fold.pop()
+    return fold
+
+
+class MemoryKeeper:
+    """Folds turns into the memory after a turn is stored, and saves the player's edits."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker,
+        catalog: Catalog,
+        provider: Provider,
+        context_tokens: int,
+    ) -> None:
+        self.sessions = sessions
+        self.catalog = catalog
+        self.provider = provider
+        self.context_tokens = context_tokens
+        self._busy: set[str] = set()  # games being folded by this process
+
+    async def fold(self, game_id: str, message_id: str) -> bool:
+        """Fold what the turn `message_id` no longer has room for into its memory.
+
+        Reads only a prompt's window of the branch. Returns True when the memory changed.
+        """
+        if game_id in self._busy:
+            return False
+        self._busy.add(game_id)
+        try:
+            async with self.sessions() as session:
+                game = await session.get(Game, game_id)
+                if game is None:
+                    return False
+                repo = GameRepo(session, game.player_id)
+                window = history_window(self.context_tokens)
+                branch = await repo.branch_rows(game, message_id, window, FOLD_COLUMNS)
+            if not branch or branch[-1].status != "done":
+                return False
+            fold = turns_to_fold(branch, self.context_tokens)
+            if not fold:
+                return False
+            head = branch[-1]
+            turns = [(m.role, m.content) for m in fold]
+            prompt = render_prompt(
+                "summary.j2",
+                world=self.catalog.worlds[game.world_id],
+                cast=self.catalog.cast[game.cast_id],
+                player_name=game.player_name,
+                memory=head.memory,
+                turns=turns,
+                max_words=MEMORY_WORDS,
+            )
+            request = SummaryRequest(
+                messages=[{"role": "user", "content": prompt}], memory=head.memory, turns=turns
+            )
+            memory = clip_memory(await self.provider.summarise(request))
+            async with self.sessions() as session:
+                await session.execute(
+                    update(Message)
+                    .where(Message.id == head.id)
+                    .values(memory=memory, memory_through=fold[-1].depth)
+                )
+                await session.commit()
+            return True
+        except Exception:  # a missed fold only means older turns drop out of the prompt
+            log.exception("folding memory for turn %s failed", message_id)
+            return False
+        finally:
+            self._busy.discard(game_id)
+
+
+async def save_memory(repo: GameRepo, game: Game, text: str) -> Message:
+    """The player's own words for the memory at the current turn (and the turns that follow)."""
+    head = await repo.get_message(game, game.head_id) if game.head_id else None
+    if head is None or head.role != "assistant":
+        raise TurnRejected("This game has no story to remember yet.", 409)
+    if head.is_live:
+        raise TurnRejected("Wait for the narrator to finish this turn, then edit the memory.", 409)
+    cleaned = text.replace("\r\n", "\n").strip()
+    if len(cleaned) > MEMORY_CHARS:
+        raise TurnRejected(
+            f"The memory is {len(cleaned):,} characters long; the limit is {MEMORY_CHARS:,}."
+        )
+    head.memory = cleaned
+    await repo.session.commit()
+    return head

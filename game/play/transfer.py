@@ -1,0 +1,204 @@
+"""Export a game (a Markdown transcript of the branch, or the whole tree as JSON) and import it.
+
+The JSON holds everything the game is: its fields, every message of the tree with its state
+snapshot, choices, scene and memory. Importing it makes a new game for the importing player
+with new ids and the identical tree. Imported files are untrusted: they are validated here and
+rendered escaped like any model output.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import insert
+
+from game.play.catalog import Catalog
+from game.play.games import clean_title
+from game.play.state import StoryState
+from game.play.turns import TurnRejected
+from game.store.models import Game, Message, new_id, utcnow
+from game.store.repo import GameRepo
+
+FORMAT = "arcadia-game"
+VERSION = 1
+MAX_MESSAGES = 50_000
+MAX_IMPORT_BYTES = 32 * 1024 * 1024
+MESSAGE_FIELDS = (
+    "role",
+    "content",
+    "status",
+    "raw",
+    "state",
+    "choices",
+    "hint",
+    "scene",
+    "notice",
+    "memory",
+    "memory_through",
+    "created_at",
+)
+
+
+class ExportedMessage(BaseModel):
+    """One message of the tree as exported."""
+
+    id: str = Field(min_length=1, max_length=64)
+    parent_id: str | None = Field(None, max_length=64)
+    depth: int = Field(ge=0)
+    role: Literal["user", "assistant"]
+    content: str = Field("", max_length=100_000)
+    status: Literal["streaming", "done", "stopped", "failed", "interrupted"] = "done"
+    raw: str = Field("", max_length=200_000)
+    state: dict[str, Any] | None = None
+    choices: list[str] | None = None
+    hint: str = Field("", max_length=2_000)
+    scene: dict[str, Any] | None = None
+    notice: str = Field("", max_length=2_000)
+    memory: str = Field("", max_length=20_000)
+    memory_through: int = -1
+    created_at: datetime
+
+
+class ExportedGame(BaseModel):
+    """The game's own fields as exported."""
+
+    title: str = Field(max_length=200)
+    world_id: str
+    route_id: str
+    cast_id: str
+    player_name: str = Field(min_length=1, max_length=60)
+    origin: str = Field("", max_length=2_000)
+    turn_count: int = Field(0, ge=0)
+    image_mode: Literal["off", "suggest", "force"] = "suggest"
+    mock_scenario: str = Field("", max_length=32)
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExportedTree(BaseModel):
+    """The whole JSON export."""
+
+    format: Literal["arcadia-game"]
+    version: Literal[1]
+    game: ExportedGame
+    head_id: str | None
+    messages: list[ExportedMessage] = Field(max_length=MAX_MESSAGES)
+
+
+def markdown_transcript(game: Game, branch: list[Message], world: str, cast: str) -> str:
+    """The current branch as a Markdown transcript, oldest first."""
+    lines = [f"# {game.title}", "", f"*{world} · with {cast} · played by {game.player_name}*", ""]
+    for message in branch:
+        if message.role == "user":
+            lines += [f"**{game.player_name}:** {message.content}", ""]
+            continue
+        lines += [message.content.strip() or "*(no text)*", ""]
+        if message.status != "done":
+            lines += [f"*({message.status}{': ' + message.notice if message.notice else ''})*", ""]
+        lines += ["---", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def export_tree(game: Game, messages: list[Message]) -> dict[str, Any]:
+    """The whole game as a JSON-ready dict (every branch, state snapshot and memory)."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "game": ExportedGame.model_validate(game, from_attributes=True).model_dump(mode="json"),
+        "head_id": game.head_id,
+        "messages": [
+            ExportedMessage.model_validate(m, from_attributes=True).model_dump(mode="json")
+            for m in messages
+        ],
+    }
+
+
+def parse_export(data: bytes, catalog: Catalog) -> ExportedTree:
+    """Validate an uploaded export; anything wrong is a TurnRejected naming the problem."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise TurnRejected("That file is too large to be an Arcadia game export.", 413)
+    try:
+        tree = ExportedTree.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise TurnRejected(
+            f"That is not an Arcadia game export ({where}: {first['msg']})."
+        ) from None
+    g = tree.game
+    route = catalog.routes.get(g.route_id)
+    if g.world_id not in catalog.worlds or route is None or route.world != g.world_id:
+        raise TurnRejected("This game's world or starting route does not exist here.")
+    if g.cast_id not in catalog.cast:
+        raise TurnRejected("This game's companion does not exist here.")
+    seen: dict[str, ExportedMessage] = {}
+    for message in sorted(tree.messages, key=lambda m: m.depth):
+        if message.id in seen:
+            raise TurnRejected("The export lists a message twice.")
+        parent = seen.get(message.parent_id) if message.parent_id else None
+        if message.parent_id and parent is None:
+            raise TurnRejected("The export's story tree is broken: a message lost its parent.")
+        if message.depth != (parent.depth + 1 if parent else 0):
+            raise TurnRejected("The export's story tree is broken: depths do not match.")
+        if (parent.role if parent else "user") == message.role:
+            raise TurnRejected("The export's story tree is broken: turns do not alternate.")
+        if message.state is not None:
+            try:
+                StoryState.model_validate(message.state)
+            except ValidationError:
+                raise TurnRejected(
+                    "The export holds a story state this game cannot read."
+                ) from None
+        seen[message.id] = message
+    if tree.head_id is not None and tree.head_id not in seen:
+        raise TurnRejected("The export's current turn is not part of its tree.")
+    return tree
+
+
+async def import_tree(repo: GameRepo, tree: ExportedTree) -> Game:
+    """Create the exported game for this player: new ids, the identical tree."""
+    g = tree.game
+    ids = {m.id: new_id() for m in tree.messages}
+    game = Game(
+        id=new_id(),
+        player_id=repo.player_id,
+        title=clean_title(g.title),
+        world_id=g.world_id,
+        route_id=g.route_id,
+        cast_id=g.cast_id,
+        player_name=g.player_name,
+        origin=g.origin,
+        turn_count=g.turn_count,
+        image_mode=g.image_mode,
+        mock_scenario=g.mock_scenario,
+        created_at=g.created_at,
+        updated_at=utcnow(),
+    )
+    rows = []
+    for m in sorted(tree.messages, key=lambda m: m.depth):
+        row = {name: getattr(m, name) for name in MESSAGE_FIELDS}
+        if row["status"] == "streaming":  # nothing is writing it here
+            row["status"] = "interrupted"
+        rows.append(
+            row
+            | {
+                "id": ids[m.id],
+                "game_id": game.id,
+                "parent_id": ids[m.parent_id] if m.parent_id else None,
+                "depth": m.depth,
+            }
+        )
+    repo.session.add(game)
+    await repo.session.flush()
+    if rows:
+        await repo.session.execute(insert(Message), rows)
+    game.head_id = ids[tree.head_id] if tree.head_id else None
+    await repo.session.commit()
+    return game
+
+
+def export_json(game: Game, messages: list[Message]) -> bytes:
+    return json.dumps(export_tree(game, messages), ensure_ascii=False, indent=1).encode()

@@ -1,0 +1,134 @@
+"""The story tree's own pages: branches, memory, export and import."""
+
+from __future__ import annotations
+
+import re
+
+from litestar import Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.response import Redirect, Response, Template
+
+from game.play.catalog import Catalog
+from game.play.memory import save_memory
+from game.play.prompts import MEMORY_CHARS
+from game.play.transfer import (
+    MAX_IMPORT_BYTES,
+    export_json,
+    import_tree,
+    markdown_transcript,
+    parse_export,
+)
+from game.play.turns import TurnRejected
+from game.store.models import Game
+from game.store.repo import GameRepo
+from game.web.pages import load_game, provide_repo
+
+
+def _catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
+def _download_name(game: Game, suffix: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", game.title.lower()).strip("-")[:60] or "arcadia-game"
+    return f"{slug}.{suffix}"
+
+
+@get("/games/{game_id:str}/branches", name="branches", dependencies={"repo": provide_repo})
+async def branches(request: Request, repo: GameRepo, game_id: str) -> Template:
+    """Every branch end of the story, newest first, to jump between them."""
+    game = await load_game(repo, game_id)
+    return Template(
+        "pages/branches.html",
+        context={
+            "game": game,
+            "world": _catalog(request).worlds[game.world_id],
+            "leaves": await repo.leaves(game),
+        },
+    )
+
+
+@get("/games/{game_id:str}/memory", name="memory", dependencies={"repo": provide_repo})
+async def memory_page(request: Request, repo: GameRepo, game_id: str) -> Template:
+    """The rolling memory at the current turn: what the narrator remembers of older turns."""
+    game = await load_game(repo, game_id)
+    head = await repo.get_message(game, game.head_id) if game.head_id else None
+    return Template(
+        "pages/memory.html",
+        context={
+            "game": game,
+            "world": _catalog(request).worlds[game.world_id],
+            "head": head,
+            "max_chars": MEMORY_CHARS,
+        },
+    )
+
+
+@post("/games/{game_id:str}/memory", name="save_memory", dependencies={"repo": provide_repo})
+async def memory_save(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+    game = await load_game(repo, game_id)
+    form = await request.form()
+    await save_memory(repo, game, str(form.get("memory", "")))
+    return Redirect(f"/games/{game.id}/memory?saved=1", status_code=303)
+
+
+@get("/games/{game_id:str}/export.md", name="export_markdown", dependencies={"repo": provide_repo})
+async def export_markdown(request: Request, repo: GameRepo, game_id: str) -> Response:
+    """The current branch as a Markdown transcript (a download)."""
+    game = await load_game(repo, game_id)
+    catalog = _catalog(request)
+    text = markdown_transcript(
+        game,
+        await repo.branch(game),
+        catalog.worlds[game.world_id].name,
+        catalog.cast[game.cast_id].name,
+    )
+    return Response(
+        content=text,
+        media_type="text/markdown; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{_download_name(game, "md")}"'},
+    )
+
+
+@get("/games/{game_id:str}/export.json", name="export_json", dependencies={"repo": provide_repo})
+async def export_game(repo: GameRepo, game_id: str) -> Response:
+    """The whole game (every branch, state and memory) as JSON, for backup or import."""
+    game = await load_game(repo, game_id)
+    return Response(
+        content=export_json(game, await repo.all_messages(game)),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{_download_name(game, "json")}"'},
+    )
+
+
+@get("/games/import", name="import_page")
+async def import_page() -> Template:
+    return Template("pages/import.html", context={})
+
+
+@post(
+    "/games/import",
+    name="import_game",
+    dependencies={"repo": provide_repo},
+    request_max_body_size=MAX_IMPORT_BYTES + 64 * 1024,
+)
+async def import_game(request: Request, repo: GameRepo) -> Redirect:
+    """Make a new game from a JSON export (new ids, the identical tree)."""
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise TurnRejected("Choose an exported game file (.json) to import.")
+    data = await upload.read()
+    tree = parse_export(data, _catalog(request))
+    game = await import_tree(repo, tree)
+    return Redirect(f"/games/{game.id}", status_code=303)
+
+
+handlers = [
+    branches,
+    memory_page,
+    memory_save,
+    export_markdown,
+    export_game,
+    import_page,
+    import_game,
+]
