@@ -68,6 +68,12 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path else ""
 
+    def database(self) -> dict[str, str]:
+        """The variable naming this server's database, for commands run against it."""
+        return {
+            k: v for k, v in self.env.items() if k in ("CHATGAME_DB_PATH", "CHATGAME_DATABASE_URL")
+        }
+
 
 def make_server(tmp: Path, **env: str) -> Server:
     port = free_port()

@@ -31,7 +31,7 @@ def test_prompt_of_a_1000_turn_game_fits_the_budget_and_carries_the_memory(
             "--games=1",
             "--turns=1000",
             f"--player={player_id}",
-            CHATGAME_DB_PATH=str(tmp_path / "arcadia.sqlite"),
+            **server.database(),
             CHATGAME_CONTEXT_TOKENS=str(budget),
         )
         assert seeded.returncode == 0, seeded.stderr
