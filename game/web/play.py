@@ -72,7 +72,12 @@ async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
     return Template("pages/play.html", context=context)
 
 
-@post("/games/{game_id:str}/turns", name="post_turn", dependencies={"repo": provide_repo})
+@post(
+    "/games/{game_id:str}/turns",
+    name="post_turn",
+    dependencies={"repo": provide_repo},
+    opt={"rate_limit": "turn"},
+)
 async def post_turn(request: Request, repo: GameRepo, game_id: str) -> Response:
     game = await load_game(repo, game_id)
     form = await request.form()
@@ -166,6 +171,7 @@ async def stop(request: Request, repo: GameRepo, game_id: str, message_id: str) 
     "/games/{game_id:str}/messages/{message_id:str}/retry",
     name="retry",
     dependencies={"repo": provide_repo},
+    opt={"rate_limit": "turn"},
 )
 async def retry(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
     game = await load_game(repo, game_id)

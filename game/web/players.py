@@ -30,6 +30,17 @@ def verify(cookie_value: str, secret: str) -> str | None:
     return None
 
 
+def cookie_value(scope: Scope, name: str) -> str | None:
+    """The value of cookie `name` in the request's headers, if sent."""
+    for header, value in scope["headers"]:
+        if header == b"cookie":
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(value.decode("latin-1"))
+            if name in jar:
+                return jar[name].value
+    return None
+
+
 def player_middleware(secret: str, secure: bool = False):  # type: ignore[no-untyped-def]
     """Build the middleware factory for Litestar's `middleware=[...]`."""
 
@@ -39,12 +50,9 @@ def player_middleware(secret: str, secure: bool = False):  # type: ignore[no-unt
                 await app(scope, receive, send)
                 return
             player_id, new = None, False
-            for name, value in scope["headers"]:
-                if name == b"cookie":
-                    jar: SimpleCookie = SimpleCookie()
-                    jar.load(value.decode("latin-1"))
-                    if COOKIE in jar:
-                        player_id = verify(jar[COOKIE].value, secret)
+            sent = cookie_value(scope, COOKIE)
+            if sent is not None:
+                player_id = verify(sent, secret)
             if player_id is None:
                 player_id, new = secrets.token_hex(16), True
             scope.setdefault("state", {})["player_id"] = player_id
