@@ -146,6 +146,11 @@ def test_every_page_but_login_and_static_files_needs_the_password(visitor: Playe
     fragment = visitor.get("/about", headers={"HX-Request": "true"})
     assert fragment.status_code == 401
     assert fragment.headers["HX-Redirect"] == "/login?next=%2Fabout"
+    current = f"{visitor.server.url}/games/abc?x=1"
+    fragment = visitor.get(
+        "/games/abc/art", headers={"HX-Request": "true", "HX-Current-URL": current}
+    )
+    assert fragment.headers["HX-Redirect"] == "/login?next=%2Fgames%2Fabc%3Fx%3D1"  # the page
     visitor.get("/login")
     posted = visitor.post("/games", {"world": "lantern-isles"})
     assert posted.status_code == 401

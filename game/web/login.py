@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
@@ -45,8 +45,15 @@ def password_matches(given: str, password: str) -> bool:
     )
 
 
-def _login_url(scope: Scope) -> str:
-    target = scope["path"] + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
+def _login_url(scope: Scope, hx_current_url: str | None) -> str:
+    """/login, coming back afterwards to this page (for htmx: the page, not the fragment)."""
+    if hx_current_url is not None:
+        url = urlsplit(hx_current_url)
+        target = url.path + (f"?{url.query}" if url.query else "")
+    else:
+        query = scope["query_string"].decode("latin-1")
+        target = scope["path"] + (f"?{query}" if query else "")
+    target = local_path(target)
     return "/login" if target == "/" else f"/login?next={quote(target, safe='')}"
 
 
@@ -65,8 +72,10 @@ class LoginGate(ASGIMiddleware):
         if hmac.compare_digest(marker, expected):
             await next_app(scope, receive, send)
             return
-        login = _login_url(scope)
-        hx = any(name == b"hx-request" for name, _ in scope["headers"])
+        headers = dict(scope["headers"])
+        hx = b"hx-request" in headers
+        current = headers.get(b"hx-current-url")
+        login = _login_url(scope, current.decode("latin-1") if hx and current else None)
         if scope["method"] in ("GET", "HEAD") and not hx:
             await ASGIRedirectResponse(path=login, status_code=303)(scope, receive, send)
             return
