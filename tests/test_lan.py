@@ -117,6 +117,7 @@ def test_state_changes_from_another_site_are_refused(player: Player) -> None:
         {"Origin": "http://rebound.evil.example"},
         {"Origin": "null"},
         {"Referer": "http://evil.example/page"},
+        {"Origin": "http://127.0.0.1:9"},  # another app on this machine
     ]:
         response = player.client.post("/games", data=form, headers=headers)
         assert response.status_code == 403, headers

@@ -23,13 +23,14 @@ from game.settings import Settings
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def host_name(netloc: str) -> str | None:
-    """The lower-case host name in a `Host` value or URL netloc (no port, no IPv6 brackets)."""
+def host_and_port(netloc: str) -> tuple[str | None, int | None]:
+    """The lower-case host name (no IPv6 brackets) and explicit port in a `Host` or netloc."""
     try:
-        name = urlsplit(f"//{netloc}").hostname
+        url = urlsplit(f"//{netloc}")
+        name, port = url.hostname, url.port
     except ValueError:
-        return None
-    return name.rstrip(".") if name else None
+        return None, None
+    return (name.rstrip(".") if name else None), port
 
 
 def _is_ip(name: str) -> bool:
@@ -61,18 +62,29 @@ class HostGuard(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = dict(scope["headers"])
         host = headers.get(b"host", b"").decode("latin-1")
-        if not self.policy.allows(host_name(host)):
+        name, port = host_and_port(host)
+        if not self.policy.allows(name):
             raise ClientException(
                 f"This game does not answer to the name {host or '(none)'!r}. Open it by its "
                 "own address, or add the name to CHATGAME_ALLOWED_HOSTS."
             )
         if scope["method"] not in SAFE_METHODS:
             source = headers.get(b"origin") or headers.get(b"referer")
-            if source is not None and not self.policy.allows(
-                host_name(urlsplit(source.decode("latin-1")).netloc)
-            ):
+            if source is not None and not self._same_site(source.decode("latin-1"), name, port):
                 raise PermissionDeniedException(
                     "This request came from another site, so it was refused. "
                     "Go back to the game's own page and try again."
                 )
         await next_app(scope, receive, send)
+
+    def _same_site(self, source: str, name: str | None, port: int | None) -> bool:
+        """Whether an Origin or Referer names an allowed host. On the request's own host name
+        the port must match too: another app on this machine is another site."""
+        try:
+            netloc = urlsplit(source).netloc
+        except ValueError:
+            return False
+        source_name, source_port = host_and_port(netloc)
+        if not self.policy.allows(source_name):
+            return False
+        return source_name != name or source_port == port
