@@ -203,6 +203,13 @@ def test_the_unlock_marker_belongs_to_its_player(visitor: Player, lan_server: Se
     assert other.get("/").status_code == 303
 
 
+def test_cookies_with_any_text_are_just_not_valid(lan_server: Server, server: Server) -> None:
+    for url, name in [(lan_server.url, "arcadia_unlock"), (server.url, "arcadia_player")]:
+        cookie = f'{name}="caf\u00e9.x"'.encode()  # a quoted cookie may hold any bytes
+        response = httpx.get(url + "/", headers={"Cookie": cookie})
+        assert response.status_code in (200, 303), response.text
+
+
 def test_log_out_locks_this_browser_again(visitor: Player) -> None:
     log_in(visitor)
     response = visitor.post("/logout")

@@ -69,7 +69,7 @@ class LoginGate(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         marker = cookie_value(scope, UNLOCK_COOKIE) or ""
         expected = unlock_token(scope["state"]["player_id"], self.secret, self.password)
-        if hmac.compare_digest(marker, expected):
+        if hmac.compare_digest(marker.encode(), expected.encode()):  # bytes: any text compares
             await next_app(scope, receive, send)
             return
         headers = dict(scope["headers"])

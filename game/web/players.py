@@ -25,7 +25,8 @@ def sign(player_id: str, secret: str) -> str:
 def verify(cookie_value: str, secret: str) -> str | None:
     """The player id from a cookie value, or None if it was not signed by us."""
     player_id, _, _mac = cookie_value.partition(".")
-    if player_id and hmac.compare_digest(sign(player_id, secret), cookie_value):
+    # as bytes: compare_digest refuses non-ASCII str, and a cookie can hold any text
+    if player_id and hmac.compare_digest(sign(player_id, secret).encode(), cookie_value.encode()):
         return player_id
     return None
 
