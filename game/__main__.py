@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from game.app import create_app
 
+        if problem := settings.bind_problem():
+            print(problem, file=sys.stderr)
+            return 2
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         if args.reload:  # developer mode: code, templates, static files and content reload
             print(f"Arcadia (reloading) on http://{settings.host}:{settings.port}", flush=True)

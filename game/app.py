@@ -27,11 +27,13 @@ from game.play.fanout import TurnFanout, asyncpg_dsn
 from game.play.live import TurnHub
 from game.play.memory import MemoryKeeper
 from game.play.turns import TurnService
-from game.settings import PROJECT_ROOT, Settings, load_settings
+from game.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 from game.store.db import make_engine, make_sessionmaker, migrate
 from game.store.instances import Instance
-from game.web import art_pages, errors, pages, play, story, workbench
+from game.web import art_pages, errors, health, login, pages, play, story, workbench
+from game.web.hosts import HostGuard, HostPolicy
 from game.web.players import player_middleware
+from game.web.ratelimit import rate_limits
 from game.web.templating import configure_environment
 
 log = logging.getLogger("game")
@@ -76,6 +78,8 @@ def make_painter(settings: Settings, provider: Provider) -> Painter:
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the Litestar app. Everything process-wide lives on `app.state`."""
     settings = settings or load_settings()
+    if problem := settings.bind_problem():
+        raise SettingsError(problem)
     catalog = load_catalog(settings.content_dir)
     provider = make_provider(settings)
     engine = make_engine(settings)
@@ -151,15 +155,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *story.handlers,
             *art_pages.handlers,
             *workbench.handlers,
+            *login.handlers,
+            *health.handlers,
             create_static_files_router(
                 path="/static",
                 directories=[PROJECT_ROOT / "static"],
                 name="static",
                 cache_control=None,
+                opt=login.PUBLIC,
             ),
         ],
         lifespan=[lifespan],
-        middleware=[player_middleware(key)],
+        # outermost first: a foreign Host is refused before anything else (no cookie is set);
+        # the login gate and the per-player limits need the player id
+        middleware=[
+            HostGuard(HostPolicy(settings)),
+            player_middleware(key),
+            *([login.LoginGate(key, settings.password)] if settings.password else []),
+            *rate_limits(settings),
+        ],
         csrf_config=CSRFConfig(secret=key, cookie_name="arcadia_csrf", cookie_samesite="strict"),
         template_config=TemplateConfig(instance=template_engine),
         exception_handlers=errors.handlers,
@@ -171,6 +185,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "turns": turns,
                 "backends": backends,
                 "art": art,
+                "secret_key": key,
             }
         ),
         request_max_body_size=1024 * 1024,

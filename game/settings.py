@@ -6,6 +6,8 @@ Invalid values stop start-up with a message that names the variable.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -15,6 +17,30 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = Path(__file__).resolve().parent
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+RateUnit = Literal["second", "minute", "hour", "day"]
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*$")
+
+
+def parse_rate(value: str) -> tuple[RateUnit, int] | None:
+    """`"30/minute"` as `("minute", 30)`; `"off"` as None (no limit)."""
+    if value.strip().lower() == "off":
+        return None
+    match = _RATE.match(value.lower())
+    if match is None or int(match.group(1)) < 1:
+        raise ValueError('must look like "30/minute" (per second, minute, hour or day) or "off"')
+    return match.group(2), int(match.group(1))  # type: ignore[return-value]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to `host` keeps the game on this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(SystemExit):
@@ -32,6 +58,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
     secret_key: str = ""  # signs player cookies; generated and kept under .data/ when empty
+    password: str = ""  # players log in with it; required to bind anything but loopback
+    allowed_hosts: str = ""  # comma list of Host names besides loopback (allowed_host_names)
+
+    # Rate limits per player ("N/unit" or "off"); kept in this process's memory
+    turn_rate: str = "30/minute"  # posting actions and writing turns again
+    upload_rate: str = "10/minute"  # multipart form posts (file uploads)
 
     # Storage
     db_path: Path = PROJECT_ROOT / ".data" / "arcadia.sqlite"
@@ -72,6 +104,12 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of: {', '.join(SCENARIOS)}")
         return value
 
+    @field_validator("turn_rate", "upload_rate")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
     @model_validator(mode="after")
     def _resolve_mode(self) -> Settings:
         if self.ai_mode is None:
@@ -91,6 +129,49 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.sqlalchemy_url.startswith("sqlite")
 
+    def bind_problem(self) -> str | None:
+        """Why serving with these settings is refused: off loopback, a password is required."""
+        if is_loopback(self.host) or self.password:
+            return None
+        return (
+            f"Refusing to listen on {self.host}: anyone on the network could play and spend "
+            "your model quota.\n"
+            "  Set CHATGAME_PASSWORD (players then log in once per browser), "
+            "or CHATGAME_HOST=127.0.0.1 to keep the game on this machine."
+        )
+
+    @property
+    def allowed_host_names(self) -> tuple[set[str], bool]:
+        """The Host names requests may carry, and whether any IP address is allowed too.
+
+        Loopback names are always allowed. CHATGAME_ALLOWED_HOSTS adds names; when it is empty
+        the bound host is added, and on a wildcard bind (0.0.0.0, ::) this machine's name and
+        any IP address: DNS rebinding needs a domain name, so an IP in Host is never one.
+        """
+        names = set(LOOPBACK_NAMES)
+        listed = {h.strip().lower().rstrip(".") for h in self.allowed_hosts.split(",")}
+        names |= listed - {""}
+        if self.allowed_hosts.strip():
+            return names, False
+        host = self.host.strip("[]").lower()
+        wildcard = host in ("0.0.0.0", "::", "")  # noqa: S104 - compared, not bound
+        if wildcard:
+            import socket
+
+            machine = socket.gethostname().lower()
+            names |= {machine, f"{machine}.local"}
+        else:
+            names.add(host)
+        return names, wildcard
+
+    @property
+    def turn_limit(self) -> tuple[RateUnit, int] | None:
+        return parse_rate(self.turn_rate)
+
+    @property
+    def upload_limit(self) -> tuple[RateUnit, int] | None:
+        return parse_rate(self.upload_rate)
+
     def public_view(self) -> dict[str, str]:
         """The configuration as shown on the about page: never the API key."""
         return {
@@ -104,6 +185,9 @@ class Settings(BaseSettings):
             "Database": "SQLite" if self.is_sqlite else self.sqlalchemy_url.split(":", 1)[0],
             "Mock stream delay": f"{self.mock_delay_ms} ms",
             "Context budget": f"{self.context_tokens:,} tokens",
+            "Login": "password required" if self.password else "none (this machine only)",
+            "Turn limit": f"{self.turn_rate} per player",
+            "Upload limit": f"{self.upload_rate} per player",
         }
 
 
@@ -118,6 +202,6 @@ def load_settings(**overrides: object) -> Settings:
                 lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
                 continue
             name = "CHATGAME_" + str(err["loc"][0]).upper()
-            shown = "" if "key" in name else f" (got {err.get('input')!r})"
+            shown = "" if "KEY" in name or "PASSWORD" in name else f" (got {err.get('input')!r})"
             lines.append(f"  {name}: {err['msg']}{shown}")
         raise SettingsError("Invalid configuration:\n" + "\n".join(lines)) from None

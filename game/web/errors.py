@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, TooManyRequestsException, ValidationException
 from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from game.play.turns import TurnRejected
+from game.web.ratelimit import WHAT, limited_kind
 
 log = logging.getLogger(__name__)
 
 TITLES = {
     400: "That did not work",
+    401: "Log in first",
     403: "This request was refused",
     404: "Nothing here",
     405: "Not allowed",
@@ -31,7 +33,9 @@ FRIENDLY = {
 }
 
 
-def error_response(request: Request, status: int, message: str) -> Response:
+def error_response(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
     """The error as an alert fragment for htmx, or as a full page otherwise."""
     name = "_error.html" if request.headers.get("hx-request") else "pages/error.html"
     return Template(
@@ -43,6 +47,7 @@ def error_response(request: Request, status: int, message: str) -> Response:
             "request": request,
         },
         status_code=status,
+        headers=headers,
     )
 
 
@@ -52,7 +57,26 @@ def _http(request: Request, exc: HTTPException) -> Response:
         message = "Some of the form was missing or not valid. Check it and try again."
     else:
         message = FRIENDLY.get(status) or (exc.detail if status < 500 else "")
-    return error_response(request, status, message or TITLES.get(status, "Something went wrong"))
+    return error_response(
+        request, status, message or TITLES.get(status, "Something went wrong"), exc.headers
+    )
+
+
+def _too_many(request: Request, exc: TooManyRequestsException) -> Response:
+    """A rate limit was hit: say which, and when to come back (also as Retry-After)."""
+    headers = dict(exc.headers or {})
+    if "RateLimit-Reset" not in headers:  # not from a limit of ours
+        return _http(request, exc)
+    wait = max(1, int(headers["RateLimit-Reset"]))
+    headers["Retry-After"] = str(wait)
+    limit, _, window = headers.get("RateLimit-Policy", "").partition("; w=")
+    per = {"1": "second", "60": "minute", "3600": "hour", "86400": "day"}.get(window, "while")
+    what = WHAT[limited_kind(request)]
+    message = (
+        f"That is more {what} than allowed in a short time (at most {limit} per {per}). "
+        f"Nothing was changed; try again in {wait} second{'s' if wait != 1 else ''}."
+    )
+    return error_response(request, 429, message, headers)
 
 
 def _rejected(request: Request, exc: TurnRejected) -> Response:
@@ -68,4 +92,9 @@ def _crash(request: Request, exc: Exception) -> Response:
     )
 
 
-handlers = {HTTPException: _http, TurnRejected: _rejected, Exception: _crash}
+handlers = {
+    HTTPException: _http,
+    TooManyRequestsException: _too_many,
+    TurnRejected: _rejected,
+    Exception: _crash,
+}

@@ -105,7 +105,12 @@ async def history(request: Request, repo: GameRepo, game_id: str, before: str) -
     return Template("_history.html", context=context)
 
 
-@post("/games/{game_id:str}/turns", name="post_turn", dependencies={"repo": provide_repo})
+@post(
+    "/games/{game_id:str}/turns",
+    name="post_turn",
+    dependencies={"repo": provide_repo},
+    opt={"rate_limit": "turn"},
+)
 async def post_turn(request: Request, repo: GameRepo, game_id: str) -> Response:
     found = await repo.get_game_and_head(game_id)  # one query on the turn's hot path
     if found is None:
@@ -231,6 +236,7 @@ async def stop(request: Request, repo: GameRepo, game_id: str, message_id: str) 
     "/games/{game_id:str}/messages/{message_id:str}/retry",
     name="retry",
     dependencies={"repo": provide_repo},
+    opt={"rate_limit": "turn"},
 )
 async def retry(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
     """Write a narrator turn again (any turn, not only the last): a new alternative beside it."""
@@ -244,6 +250,7 @@ async def retry(request: Request, repo: GameRepo, game_id: str, message_id: str)
     "/games/{game_id:str}/messages/{message_id:str}/continue",
     name="continue_reply",
     dependencies={"repo": provide_repo},
+    opt={"rate_limit": "turn"},
 )
 async def continue_reply(
     request: Request, repo: GameRepo, game_id: str, message_id: str
@@ -259,6 +266,7 @@ async def continue_reply(
     "/games/{game_id:str}/messages/{message_id:str}/edit",
     name="edit_action",
     dependencies={"repo": provide_repo},
+    opt={"rate_limit": "turn"},
 )
 async def edit_action(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
     """Say something else at one of the player's actions: a branch starts there."""

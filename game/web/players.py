@@ -25,8 +25,20 @@ def sign(player_id: str, secret: str) -> str:
 def verify(cookie_value: str, secret: str) -> str | None:
     """The player id from a cookie value, or None if it was not signed by us."""
     player_id, _, _mac = cookie_value.partition(".")
-    if player_id and hmac.compare_digest(sign(player_id, secret), cookie_value):
+    # as bytes: compare_digest refuses non-ASCII str, and a cookie can hold any text
+    if player_id and hmac.compare_digest(sign(player_id, secret).encode(), cookie_value.encode()):
         return player_id
+    return None
+
+
+def cookie_value(scope: Scope, name: str) -> str | None:
+    """The value of cookie `name` in the request's headers, if sent."""
+    for header, value in scope["headers"]:
+        if header == b"cookie":
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(value.decode("latin-1"))
+            if name in jar:
+                return jar[name].value
     return None
 
 
@@ -39,12 +51,9 @@ def player_middleware(secret: str, secure: bool = False):  # type: ignore[no-unt
                 await app(scope, receive, send)
                 return
             player_id, new = None, False
-            for name, value in scope["headers"]:
-                if name == b"cookie":
-                    jar: SimpleCookie = SimpleCookie()
-                    jar.load(value.decode("latin-1"))
-                    if COOKIE in jar:
-                        player_id = verify(jar[COOKIE].value, secret)
+            sent = cookie_value(scope, COOKIE)
+            if sent is not None:
+                player_id = verify(sent, secret)
             if player_id is None:
                 player_id, new = secrets.token_hex(16), True
             scope.setdefault("state", {})["player_id"] = player_id

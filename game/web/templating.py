@@ -40,3 +40,4 @@ def configure_environment(env: Environment, settings: Settings) -> None:
     env.filters["meter_label"] = meter_label
     env.globals["static_url"] = static_url
     env.globals["ai_mode"] = settings.ai_mode
+    env.globals["login_required"] = bool(settings.password)
