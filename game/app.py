@@ -25,7 +25,7 @@ from game.play.live import TurnHub
 from game.play.turns import TurnService
 from game.settings import PROJECT_ROOT, Settings, load_settings
 from game.store.db import make_engine, make_sessionmaker, migrate
-from game.web import art_pages, errors, pages, play, workbench
+from game.web import art_pages, characters, errors, pages, play, workbench
 from game.web.players import player_middleware
 from game.web.templating import configure_environment
 
@@ -120,6 +120,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *play.handlers,
             *art_pages.handlers,
             *workbench.handlers,
+            *characters.handlers,
+            *characters.upload_handlers(settings.max_upload_bytes),
             create_static_files_router(
                 path="/static",
                 directories=[PROJECT_ROOT / "static"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from game.play.catalog import CastMember, Route, World
@@ -38,6 +38,9 @@ class TurnContext:
     state: StoryState
     recent_narration: list[str] = field(default_factory=list)
     mock_scenario: str = ""  # the game's own mock scenario, if it chose one
+    card: dict[str, Any] | None = None  # a card game's card: {"data", "own_scenario", ...}
+    persona: str = ""  # the player's persona description
+    lorebooks: tuple[dict[str, Any], ...] = ()  # attached lorebooks (character_book form)
 
 
 @dataclass(frozen=True)

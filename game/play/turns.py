@@ -25,9 +25,10 @@ from game.play.art import (
     strip_markdown_images,
     wants_picture,
 )
+from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
 from game.play.live import TurnHub
-from game.play.prompts import build_messages
+from game.play.prompts import build_messages, fire_lore
 from game.play.state import StoryState, merge_state
 from game.play.turn_format import NarrationStream, TurnFormatError, parse_turn
 from game.store.models import Game, Message, new_id
@@ -201,7 +202,7 @@ class TurnService:
             game_id=game.id,
             world=self.catalog.worlds[game.world_id],
             route=route,
-            cast=self.catalog.cast[game.cast_id],
+            cast=game_cast(self.catalog, game),
             player_name=game.player_name,
             origin=game.origin,
             turn_number=reply.depth // 2,
@@ -209,15 +210,19 @@ class TurnService:
             state=state,
             recent_narration=[t for r, t in history if r == "assistant"][-3:],
             mock_scenario=game.mock_scenario,
+            card=game.card,
+            persona=game.persona,
+            lorebooks=tuple(b["book"] for b in game.lorebooks or ()),
         )
         if action:
             history = [*history, ("user", action)]
+        prompt_history = history[:-1] if action else history
+        lore = fire_lore(ctx, prompt_history)
+        reply.lore = [entry.summary() for entry in lore] or None  # the per-turn "lore" view
         return TurnPlan(
             game_id=game.id,
             reply_id=reply.id,
-            request=TurnRequest(
-                messages=build_messages(ctx, history[:-1] if action else history), context=ctx
-            ),
+            request=TurnRequest(messages=build_messages(ctx, prompt_history, lore), context=ctx),
             history=history,
             state_before=state,
             choices_before=(anchor.choices if anchor and anchor.choices else route.choices),

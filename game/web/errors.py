@@ -9,6 +9,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from game.cards import CardError
 from game.play.turns import TurnRejected
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ FRIENDLY = {
         "Reload the page and try again."
     ),
     404: "There is no such page or game, or it belongs to another player.",
+    413: "That upload is larger than this server accepts.",
 }
 
 
@@ -59,6 +61,10 @@ def _rejected(request: Request, exc: TurnRejected) -> Response:
     return error_response(request, exc.status, str(exc))
 
 
+def _card(request: Request, exc: CardError) -> Response:
+    return error_response(request, exc.status, str(exc))
+
+
 def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
@@ -68,4 +74,9 @@ def _crash(request: Request, exc: Exception) -> Response:
     )
 
 
-handlers = {HTTPException: _http, TurnRejected: _rejected, Exception: _crash}
+handlers = {
+    HTTPException: _http,
+    TurnRejected: _rejected,
+    CardError: _card,
+    Exception: _crash,
+}

@@ -12,7 +12,9 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Response, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
+from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
+from game.play.characters import greeting_view
 from game.play.state import StoryState
 from game.play.turns import TurnService
 from game.store.models import Game, Message
@@ -50,7 +52,7 @@ def turn_view(request: Request, game: Game, messages: list[Message]) -> dict[str
         "game": game,
         "world": catalog.worlds[game.world_id],
         "route": route,
-        "cast": catalog.cast[game.cast_id],
+        "cast": game_cast(catalog, game),
         "messages": messages,
         "head": head,
         "streaming": streaming,
@@ -69,6 +71,7 @@ async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
     game = await load_game(repo, game_id)
     messages = await repo.branch(game, limit=PAGE_MESSAGES)
     context = turn_view(request, game, messages) | await art_view(request, repo, game)
+    context |= await greeting_view(repo, game, context["head"])
     return Template("pages/play.html", context=context)
 
 
