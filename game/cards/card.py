@@ -199,7 +199,7 @@ def normalise_book(book: dict[str, Any]) -> dict[str, Any]:
         entries = [_from_world_info(e) for e in entries.values() if isinstance(e, dict)]
     if not isinstance(entries, list):
         entries = []
-    out["entries"] = [normalise_entry(e, i) for i, e in enumerate(entries) if isinstance(e, dict)]
+    out["entries"] = [normalise_entry(e) for e in entries if isinstance(e, dict)]
     out["extensions"] = book.get("extensions") if isinstance(book.get("extensions"), dict) else {}
     for key in ("scan_depth", "token_budget"):
         if key in book:
@@ -208,7 +208,8 @@ def normalise_book(book: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def normalise_entry(entry: dict[str, Any], index: int) -> dict[str, Any]:
+def normalise_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry with its required fields typed; optional ones only when present."""
     out = dict(entry)
     out["keys"] = _texts(entry.get("keys"))
     out["content"] = _text(entry.get("content"))
@@ -224,8 +225,6 @@ def normalise_entry(entry: dict[str, Any], index: int) -> dict[str, Any]:
         out["position"] = "before_char"
     if "priority" in entry:
         out["priority"] = _number(entry.get("priority"), 0)
-    if out.get("id") is None:
-        out["id"] = index
     return out
 
 

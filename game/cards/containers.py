@@ -47,7 +47,7 @@ def read_card_file(filename: str, payload: bytes, max_bytes: int) -> ImportedCar
         return read_png(payload)
     if payload.startswith(ZIP_MAGIC):
         return read_charx(payload, max_bytes)
-    if payload.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+    if payload.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
         return ImportedCard(card=parse_card(loads(payload)), avatar=None)
     if name.endswith((".png", ".apng", ".webp", ".jpg", ".jpeg", ".gif")):
         raise CardError("This file is not a PNG image, so it cannot carry a character card.")
