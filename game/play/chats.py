@@ -27,7 +27,12 @@ async def _character_for(
             return existing
     data = normalise_data({"name": name}, [])
     created = Character(
-        player_id=library.player_id, name=data["name"], data=data, extras={}, warnings=[]
+        id=new_id(),
+        player_id=library.player_id,
+        name=data["name"],
+        data=data,
+        extras={},
+        warnings=[],
     )
     library.session.add(created)
     return created

@@ -280,8 +280,9 @@ async def delete_lorebook(library: LibraryRepo, lorebook_id: str) -> Redirect:
     return Redirect("/characters#lorebooks", status_code=303)
 
 
-async def import_chat_file(request: Request, library: LibraryRepo, repo: GameRepo) -> Redirect:
+async def import_chat_file(request: Request, repo: GameRepo) -> Redirect:
     """Import a SillyTavern JSONL chat as a new game with its character."""
+    library = LibraryRepo(repo.session, repo.player_id)  # one transaction for both
     settings: Settings = request.app.state.settings
     form = await request.form()
     _, payload = _upload(form, "file", settings)
@@ -329,7 +330,7 @@ def upload_handlers(max_upload_bytes: int) -> list[Any]:
         post(
             "/chats/import",
             name="import_chat",
-            dependencies={**library, "repo": provide_repo},
+            dependencies={"repo": provide_repo},
             request_max_body_size=limit,
         )(import_chat_file),
     ]
