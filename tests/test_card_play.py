@@ -181,3 +181,43 @@ def test_greeting_cannot_be_changed_after_answering(
     play_turn(player, fake_backend, game, "Hello.")
     response = player.post(f"/games/{game}/greeting", {"message": other})
     assert response.status_code == 409 and "before you answer" in response.text
+
+
+def test_world_book_attached_to_a_catalog_game_reaches_the_prompt(
+    live: Server, fake_backend: FakeBackend
+) -> None:
+    player = Player(live)
+    book = {
+        "name": "Bell lore",
+        "entries": [
+            {
+                "keys": ["bell"],
+                "content": "BELL-LORE: the bell rings for the drowned.",
+                "enabled": True,
+                "insertion_order": 0,
+                "extensions": {},
+                "name": "Bell",
+            },
+        ],
+    }
+    assert (
+        upload(player, "/lorebooks/import", "bell.json", json.dumps(book).encode()).status_code
+        == 303
+    )
+    game = player.new_game(name="Mara Quill")
+    player.finish_turn(game)
+    page = player.get(f"/games/{game}/lorebooks").text
+    book_id = re.search(r'name="lorebooks" value="([0-9a-f]+)"', page)
+    assert book_id is not None and "checked" not in page
+    response = player.post(f"/games/{game}/lorebooks", {"lorebooks": book_id.group(1)})
+    assert response.status_code == 303
+    assert "checked" in player.get(f"/games/{game}/lorebooks").text
+    messages = play_turn(player, fake_backend, game, "I listen for the bell.")
+    system = messages[0]["content"]
+    assert "LORE (facts of this story" in system and "BELL-LORE" in system
+    assert "Lore: 1 entry fired" in player.play_page(game)
+    other = Player(live)
+    assert other.get(f"/games/{game}/lorebooks").status_code == 404
+    assert (
+        other.post(f"/games/{game}/lorebooks", {"lorebooks": book_id.group(1)}).status_code == 404
+    )

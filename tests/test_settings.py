@@ -79,6 +79,6 @@ def test_sqlite_runs_in_wal_mode_with_migrations_applied(server: Server) -> None
     db = sqlite3.connect(server.data_dir / "arcadia.sqlite")
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0004"
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0006"
     finally:
         db.close()

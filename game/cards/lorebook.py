@@ -54,6 +54,8 @@ def _key_matches(
         if len(pattern) > MAX_PATTERN_CHARS:
             return False
         options = 0 if case_sensitive and "i" not in flags else regex.IGNORECASE
+        options |= regex.MULTILINE if "m" in flags else 0
+        options |= regex.DOTALL if "s" in flags else 0
         try:
             return regex.search(pattern, text, options, timeout=REGEX_TIMEOUT) is not None
         except (regex.error, TimeoutError):

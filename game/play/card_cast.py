@@ -29,8 +29,12 @@ def cast_from_card(data: dict[str, Any], user: str) -> CastMember:
     name = card_name(data)
     lines = [m.strip()[:200] for m in _SPEAKER_LINE.findall(data.get("mes_example", ""))]
     lines = [apply_macros(line, name, user) for line in lines if line][:8]
-    while len(lines) < 3:
-        lines.append(_FALLBACK_LINES[len(lines) % 3])
+    personality = " ".join(apply_macros(data.get("personality", ""), name, user).split())
+    if personality:
+        lines.append(f"You know me, {user}: {personality[:120].rstrip('.')}.")
+    lines.append(f"I am {name}, and this is my story as much as yours.")
+    for fallback in _FALLBACK_LINES[: max(0, 3 - len(lines))]:
+        lines.append(fallback)
     description = apply_macros(data.get("description", ""), name, user)
     return CastMember(
         id=CARD_CAST_ID,

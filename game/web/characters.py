@@ -310,6 +310,42 @@ async def export_chat_file(repo: GameRepo, game_id: str) -> Response:
     )
 
 
+@get(
+    "/games/{game_id:str}/lorebooks",
+    name="game_lorebooks",
+    dependencies={"repo": provide_repo},
+)
+async def game_lorebooks(repo: GameRepo, game_id: str) -> Template:
+    """Which of the player's lorebooks are attached to a game."""
+    game = await load_game(repo, game_id)
+    library = LibraryRepo(repo.session, repo.player_id)
+    attached = {b["id"] for b in game.lorebooks or ()}
+    return Template(
+        "pages/game_lorebooks.html",
+        context={"game": game, "lorebooks": await library.lorebooks(), "attached": attached},
+    )
+
+
+@post(
+    "/games/{game_id:str}/lorebooks",
+    name="attach_lorebooks",
+    dependencies={"repo": provide_repo},
+)
+async def attach_lorebooks(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+    """Attach the chosen lorebooks to a game (a copy: later library edits do not leak in)."""
+    game = await load_game(repo, game_id)
+    form = await request.form()
+    ids = [str(i) for i in form.getall("lorebooks")] if "lorebooks" in form else []
+    books = await LibraryRepo(repo.session, repo.player_id).lorebooks(ids) if ids else []
+    if len(books) != len(set(ids)):
+        raise TurnRejected("Pick lorebooks from your library.")
+    game.lorebooks = [
+        {"id": b.id, "name": b.name, "book": {**b.book, "name": b.name}} for b in books
+    ] or None
+    await repo.session.commit()
+    return Redirect(f"/games/{game.id}", status_code=303)
+
+
 def upload_handlers(max_upload_bytes: int) -> list[Any]:
     """The upload routes, with the configured size limit (CHATGAME_MAX_UPLOAD_MB)."""
     limit = max_upload_bytes + UPLOAD_SLACK
@@ -349,4 +385,6 @@ handlers = [
     delete_persona,
     delete_lorebook,
     export_chat_file,
+    game_lorebooks,
+    attach_lorebooks,
 ]
