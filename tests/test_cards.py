@@ -67,6 +67,8 @@ def test_v1_json_card_imports_with_root_keys_kept(player: Player) -> None:
         assert card[key] == V1[key]
     again = import_card(player, "mott.json", json.dumps(card).encode())
     assert exported_json(player, again) == card
+    png = player.get(f"/characters/{character}/export.png")  # a portrait is drawn for it
+    assert png.status_code == 200 and read_chunks(png.content)["ccv3"] == card
 
 
 def test_v2_png_with_ten_entry_lorebook_round_trips_through_png_and_json(player: Player) -> None:

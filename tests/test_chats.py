@@ -142,3 +142,12 @@ def test_bad_chats_are_refused_clearly(player: Player) -> None:
         assert response.status_code == 400, (payload, response.text[:300])
         assert message in response.text
     assert re.search(r"<h1", response.text)
+
+
+def test_catalog_game_exports_with_its_companion(player: Player) -> None:
+    game = player.new_game(cast="pim", name="Mara Quill")
+    player.finish_turn(game)
+    rows = [json.loads(x) for x in player.get(f"/games/{game}/export.jsonl").text.splitlines()]
+    assert rows[0]["character_name"] == "Pim" and rows[0]["user_name"] == "Mara Quill"
+    assert rows[1]["name"] == "Pim" and not rows[1]["is_user"] and rows[1]["mes"]
+    assert Player(player.server).get(f"/games/{game}/export.jsonl").status_code == 404

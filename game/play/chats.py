@@ -105,8 +105,11 @@ async def import_chat(
     return game
 
 
-async def chat_export(repo: GameRepo, game: Game) -> ChatExport:
-    """The game's current branch as a SillyTavern chat, with each message's alternatives."""
+async def chat_export(repo: GameRepo, game: Game, char: str) -> ChatExport:
+    """The game's current branch as a SillyTavern chat, with each message's alternatives.
+
+    `char` names the narrator's messages (the card's character, or the game's companion).
+    """
     rows = await all_messages(repo.session, game)
     by_id = {m.id: m for m in rows}
     children: dict[str | None, list[Message]] = {}
@@ -120,7 +123,6 @@ async def chat_export(repo: GameRepo, game: Game) -> ChatExport:
     branch.reverse()
     card = game.card or {}
     header = dict(card.get("chat_header") or {})
-    char = card_name(card["data"]) if card.get("data") else "Narrator"
     header.update(user_name=game.player_name, character_name=header.get("character_name") or char)
     header.setdefault("create_date", game.created_at.isoformat())
     header.setdefault("chat_metadata", {})

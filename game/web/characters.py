@@ -17,6 +17,7 @@ from game.cards import CardError
 from game.cards.card import loads, normalise_book, to_v3
 from game.cards.chats import ChatExport, export_chat, parse_chat
 from game.cards.containers import read_card_file, write_png
+from game.play.card_cast import game_cast
 from game.play.characters import (
     CardGameForm,
     add_greetings,
@@ -298,10 +299,11 @@ async def import_chat_file(request: Request, repo: GameRepo) -> Redirect:
     name="export_chat",
     dependencies={"repo": provide_repo},
 )
-async def export_chat_file(repo: GameRepo, game_id: str) -> Response:
+async def export_chat_file(request: Request, repo: GameRepo, game_id: str) -> Response:
     """The game's current branch as a SillyTavern chat (JSONL)."""
     game = await load_game(repo, game_id)
-    export: ChatExport = await chat_export(repo, game)
+    speaker = game_cast(request.app.state.catalog, game).name
+    export: ChatExport = await chat_export(repo, game, speaker)
     name = _safe_filename(game.title, "jsonl")
     return Response(
         content=export_chat(export),
