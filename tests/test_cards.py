@@ -8,7 +8,7 @@ import zipfile
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from tests.appserver import Player, Server
 from tests.cardkit import (
@@ -165,6 +165,14 @@ def _big_png(size: tuple[int, int]) -> bytes:
     return out.getvalue()
 
 
+def _ztxt_bomb() -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("chara", "A" * (8 * 1024 * 1024), zip=True)  # 8 MB compressing to ~8 KB
+    out = io.BytesIO()
+    portrait().save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
 def _nested(depth: int) -> bytes:
     return ("[" * depth + "]" * depth).encode()
 
@@ -212,6 +220,7 @@ HOSTILE: list[tuple[str, str, bytes, int, str]] = [
     ("pixel-bomb", "bomb.png", _big_png((6000, 6000)), 413, "pixels"),
     ("decompression-bomb", "bomb2.png", _big_png((20000, 10000)), 413, "far too large"),
     ("zip-bomb", "bomb.charx", _zip_bomb(), 413, "too large"),
+    ("text-chunk-bomb", "ztxt.png", _ztxt_bomb(), 413, "text chunks are too large"),
     ("broken-zip", "card.charx", b"PK\x03\x04garbage", 400, "not a readable zip"),
 ]
 

@@ -62,7 +62,11 @@ def open_image(payload: bytes) -> Image.Image:
             image = Image.open(io.BytesIO(payload))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise CardError("The image is far too large to be a card portrait.", 413) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except ValueError as exc:  # Pillow's limits on (compressed) text chunks
+        if "too large" in str(exc):
+            raise CardError("The PNG's text chunks are too large.", 413) from None
+        raise CardError("This file is not a readable image.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
         raise CardError("This file is not a readable image.") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
@@ -80,8 +84,8 @@ def read_png(payload: bytes) -> ImportedCard:
     try:
         image.load()  # text chunks after the pixel data are read with it
         chunks: dict[str, Any] = dict(getattr(image, "text", {}) or {})
-    except ValueError as exc:  # Pillow's text-chunk limits
-        raise CardError(f"The PNG's text chunks are too large: {exc}", 413) from None
+    except ValueError:  # Pillow's text-chunk limits
+        raise CardError("The PNG's text chunks are too large.", 413) from None
     except (OSError, SyntaxError):
         raise CardError("The PNG image is damaged or cut off.") from None
     encoded = chunks.get("ccv3") or chunks.get("chara")
