@@ -301,3 +301,13 @@ def test_hostile_text_is_escaped_on_every_page(player: Player) -> None:
         assert "<script>window" not in page and "<img src=x" not in page
         assert 'href="javascript:' not in page
         assert "&lt;script&gt;" in page
+
+
+def test_card_without_greetings_gets_an_opening_written_for_it(player: Player) -> None:
+    card = v2_card(first_mes="", alternate_greetings=[], description="{{char}} hums old songs.")
+    character = import_card(player, "quiet.png", card_png(card))
+    response = player.post(f"/characters/{character}/play", {"player_name": "Mara"})
+    assert response.status_code == 303
+    game = response.headers["location"].rsplit("/", 1)[1]
+    narration = player.finish_turn(game)  # the (mock) narrator writes the opening
+    assert "Captain Vey" in narration and "Captain Vey hums old songs." in narration
