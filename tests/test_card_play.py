@@ -156,7 +156,10 @@ def test_own_scenario_nickname_defaults_and_attached_world_book(
         {"world": "", "player_name": "Ilse", "lorebooks": book.group(1)},
     )
     game = response.headers["location"].rsplit("/", 1)[1]
-    assert "Evening, Ilse" in player.play_page(game)
+    page = player.play_page(game)
+    assert "Evening, Ilse" in page and "Vey's story" in page
+    assert "A storm keeps Vey and Ilse in the harbour tavern." in page  # the state's scenario note
+    assert "Lantern Isles" not in page  # no world's route facts in the card's own scenario
     messages = play_turn(player, fake_backend, game, "I light a lantern.")
     assert_clean(messages)
     system = messages[0]["content"]

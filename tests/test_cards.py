@@ -293,6 +293,7 @@ def test_hostile_text_is_escaped_on_every_page(player: Player) -> None:
     )
     card["data"]["alternate_greetings"] = [evil]
     card["data"]["tags"] = [evil]
+    card["data"]["scenario"] = evil * 5  # longer than a story-state note
     card["data"]["character_book"]["entries"][0]["name"] = evil
     character = import_card(player, "evil.png", card_png(card))
     game = player.post(f"/characters/{character}/play", {"player_name": "Mara"}).headers["location"]

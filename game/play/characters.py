@@ -12,6 +12,7 @@ from game.cards.macros import apply_macros
 from game.play.card_cast import CARD_CAST_ID, card_name
 from game.play.catalog import Catalog
 from game.play.games import clean_title
+from game.play.state import NOTE_CHARS, StoryState
 from game.play.turns import TurnRejected
 from game.store.library import LibraryRepo, sibling_replies
 from game.store.models import Character, Game, Message, new_id, utcnow
@@ -84,13 +85,27 @@ async def create_card_game(
     return game, greetings(data, player_name)
 
 
+def opening_state(game: Game, catalog: Catalog) -> dict[str, Any]:
+    """The story state a card game starts from: the chosen world's route, or (in the card's
+    own scenario) a blank state noting the scenario, since the route's facts do not apply."""
+    if game.card and game.card.get("own_scenario"):
+        data = game.card["data"]
+        scenario = apply_macros(data.get("scenario", ""), card_name(data), game.player_name)
+        scenario = " ".join(scenario.split())
+        if len(scenario) > NOTE_CHARS:
+            scenario = scenario[: NOTE_CHARS - 1].rstrip() + "…"
+        notes = {"scenario": scenario} if scenario else {}
+        return StoryState(notes=notes).model_dump()
+    return catalog.routes[game.route_id].state.model_dump()
+
+
 def add_greetings(repo: GameRepo, game: Game, catalog: Catalog, texts: list[str]) -> None:
     """The opening as written by the card: each greeting an alternative of the first turn.
 
     They are sibling narrator messages under the same (empty) parent, like regenerated turns,
     so the story tree's alternative navigation works for them; the first is played.
     """
-    route = catalog.routes[game.route_id]
+    state = opening_state(game, catalog)
     hint = OPENING_HINT.format(char=card_name(game.card["data"]) if game.card else "them")
     now = utcnow()
     rows = [
@@ -102,7 +117,7 @@ def add_greetings(repo: GameRepo, game: Game, catalog: Catalog, texts: list[str]
             role="assistant",
             status="done",
             content=text,
-            state=route.state.model_dump(),
+            state=state,
             choices=[],
             hint=hint,
             created_at=now + timedelta(microseconds=i),  # keeps the greetings' order

@@ -9,6 +9,7 @@ from game.cards.card import normalise_data
 from game.cards.chats import Chat, ChatExport, ExportLine
 from game.play.card_cast import CARD_CAST_ID, card_name
 from game.play.catalog import Catalog
+from game.play.characters import opening_state
 from game.play.games import clean_title
 from game.store.library import LibraryRepo, all_messages
 from game.store.models import Character, Game, Message, new_id, utcnow
@@ -66,6 +67,7 @@ async def import_chat(
         },
     )
     repo.session.add(game)
+    state = opening_state(game, catalog)  # imported turns carry no story state of their own
     start = utcnow() - timedelta(seconds=1)
     tick = 0
     parent: Message | None = None
@@ -91,6 +93,7 @@ async def import_chat(
                 status="done",
                 content=line.mes if is_chosen else text,
                 choices=[] if role == "assistant" else None,
+                state=state if role == "assistant" else None,
                 meta=meta,
                 created_at=start + timedelta(microseconds=tick),
             )
