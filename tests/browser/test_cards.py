@@ -55,7 +55,9 @@ def test_import_a_png_card_and_play_it(browser, game_server: Server) -> None:  #
         expect(log.locator(".msg--narrator")).to_have_count(2)
         expect(page.locator(".msg--streaming")).to_have_count(0, timeout=30_000)
         expect(log.locator(".msg--narrator").last).to_contain_text("Captain Vey")
-        page.reload()  # once answered, the opening's greeting can no longer be changed
+        # once answered, the opening's greeting can no longer be changed
+        expect(page.get_by_role("navigation", name="Greetings")).to_have_count(0)
+        page.reload()
         expect(page.get_by_role("navigation", name="Greetings")).to_have_count(0)
         page.locator(".lore-fired summary").last.click()
         expect(page.locator(".lore-fired").last).to_contain_text("Lighthouse")
