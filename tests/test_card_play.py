@@ -224,3 +224,21 @@ def test_world_book_attached_to_a_catalog_game_reaches_the_prompt(
     assert (
         other.post(f"/games/{game}/lorebooks", {"lorebooks": book_id.group(1)}).status_code == 404
     )
+
+
+def test_persona_chosen_for_a_catalog_game(live: Server, fake_backend: FakeBackend) -> None:
+    player = Player(live)
+    player.post("/personas", {"name": "Ilse Marr", "description": "PERSONA-ILSE: a cartographer."})
+    page = player.get("/games/new").text
+    persona = re.search(r'<option value="([0-9a-f]+)">Ilse Marr</option>', page)
+    assert persona is not None
+    form = {"world": "lantern-isles", "route": "the-drowned-bell", "cast": "pim"}
+    response = player.post("/games", {**form, "persona": persona.group(1), "player_name": ""})
+    assert response.status_code == 303
+    game = response.headers["location"].rsplit("/", 1)[1]
+    player.finish_turn(game)
+    system = play_turn(player, fake_backend, game, "I unroll a map.")[0]["content"]
+    assert "PLAYER CHARACTER: Ilse Marr" in system and "PERSONA-ILSE: a cartographer." in system
+    other = Player(live)
+    bad = other.post("/games", {**form, "persona": persona.group(1), "player_name": "X"})
+    assert bad.status_code == 400 and "Pick one of your personas" in bad.text
