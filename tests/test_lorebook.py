@@ -91,3 +91,10 @@ def test_sillytavern_world_info_is_read_as_a_book() -> None:
     assert only["keys"] == ["gate"] and only["position"] == "after_char"
     assert only["insertion_order"] == 5 and only["name"] == "The gate"
     assert [f.label for f in activate([book], ["the old gate"])] == ["The gate"]
+
+
+def test_many_hostile_regexes_cannot_stall_a_turn() -> None:
+    book = {"entries": [entry(f"R{i}", ["(a|aa)+$"], use_regex=True) for i in range(300)]}
+    start = time.monotonic()
+    assert fired(book, "a" * 60 + "!") == []
+    assert time.monotonic() - start < 1.5  # a quarter second of regex time per turn, in all

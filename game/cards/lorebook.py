@@ -8,7 +8,8 @@ Entries are kept by priority within each book's token budget, then ordered by in
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import regex
@@ -17,7 +18,8 @@ DEFAULT_SCAN_DEPTH = 4
 DEFAULT_TOKEN_BUDGET = 1024
 MAX_SCAN_DEPTH = 100
 MAX_PATTERN_CHARS = 500
-REGEX_TIMEOUT = 0.05  # seconds: card regexes are untrusted (catastrophic backtracking)
+REGEX_TIMEOUT = 0.05  # seconds per search: card regexes are untrusted (catastrophic backtracking)
+REGEX_TOTAL = 0.25  # seconds of regex matching per turn, across every entry
 _SLASHED = re.compile(r"^/(.+)/([a-z]*)$", re.DOTALL)
 
 
@@ -42,9 +44,16 @@ class FiredEntry:
         return {"label": self.label, "book": self.book, "tokens": self.tokens}
 
 
-def _key_matches(
-    key: str, text: str, folded: str, *, case_sensitive: bool, use_regex: bool
-) -> bool:
+@dataclass
+class _Scan:
+    """The text one book scans, and the regex time left for this turn."""
+
+    text: str
+    folded: str
+    deadline: float = field(default_factory=lambda: time.monotonic() + REGEX_TOTAL)
+
+
+def _key_matches(key: str, scan: _Scan, *, case_sensitive: bool, use_regex: bool) -> bool:
     key = key.strip()
     if not key:
         return False
@@ -56,14 +65,17 @@ def _key_matches(
         options = 0 if case_sensitive and "i" not in flags else regex.IGNORECASE
         options |= regex.MULTILINE if "m" in flags else 0
         options |= regex.DOTALL if "s" in flags else 0
+        left = min(REGEX_TIMEOUT, scan.deadline - time.monotonic())
+        if left <= 0:  # this turn's regex time is spent: skip the rest rather than stall
+            return False
         try:
-            return regex.search(pattern, text, options, timeout=REGEX_TIMEOUT) is not None
+            return regex.search(pattern, scan.text, options, timeout=left) is not None
         except (regex.error, TimeoutError):
             return False
     if case_sensitive:
-        haystack, needle = text, key
+        haystack, needle = scan.text, key
     else:
-        haystack, needle = folded, key.casefold()
+        haystack, needle = scan.folded, key.casefold()
     # Whole words where the key starts/ends with a word character ("cat" is not in "category").
     left = r"\b" if re.match(r"\w", needle) else ""
     right = r"\b" if re.search(r"\w$", needle) else ""
@@ -94,11 +106,12 @@ def _label(entry: dict[str, Any]) -> str:
 def activate(books: list[dict[str, Any]], messages: list[str]) -> list[FiredEntry]:
     """The entries that fire for a turn whose recent messages (oldest first) are `messages`."""
     fired: list[FiredEntry] = []
+    deadline = time.monotonic() + REGEX_TOTAL
     for book in books:
         depth = book.get("scan_depth") or DEFAULT_SCAN_DEPTH
         depth = max(1, min(int(depth), MAX_SCAN_DEPTH))
         text = "\n".join(messages[-depth:])
-        folded = text.casefold()
+        scan = _Scan(text, text.casefold(), deadline)
         book_name = str(book.get("name") or "Lorebook")[:80]
         candidates: list[tuple[dict[str, Any], str]] = []
         for entry in book.get("entries", []):
@@ -112,13 +125,13 @@ def activate(books: list[dict[str, Any]], messages: list[str]) -> list[FiredEntr
                     "case_sensitive": bool(entry.get("case_sensitive")),
                     "use_regex": bool(entry.get("use_regex")),
                 }
-                if not any(_key_matches(k, text, folded, **flags) for k in entry.get("keys", [])):
+                if not any(_key_matches(k, scan, **flags) for k in entry.get("keys", [])):
                     continue
                 secondary = entry.get("secondary_keys") or []
                 if (
                     entry.get("selective")
                     and secondary
-                    and not any(_key_matches(k, text, folded, **flags) for k in secondary)
+                    and not any(_key_matches(k, scan, **flags) for k in secondary)
                 ):
                     continue
             candidates.append((entry, content))

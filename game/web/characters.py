@@ -3,6 +3,7 @@ starting a game with a card; SillyTavern chat import and export."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,12 +42,12 @@ async def provide_library(request: Request) -> AsyncIterator[LibraryRepo]:
         yield LibraryRepo(session, request.scope["state"]["player_id"])
 
 
-def _upload(form: Any, name: str, settings: Settings) -> tuple[str, bytes]:
+async def _upload(form: Any, name: str, settings: Settings) -> tuple[str, bytes]:
     """The uploaded file's name and bytes, or a clear 4xx."""
     upload = form.get(name)
     if not isinstance(upload, UploadFile):
         raise CardError("Choose a file to upload.")
-    return upload.filename or "", upload.file.read(settings.max_upload_bytes + 1)
+    return upload.filename or "", await upload.read(settings.max_upload_bytes + 1)
 
 
 def _safe_filename(name: str, ext: str) -> str:
@@ -79,8 +80,9 @@ async def import_card(request: Request, library: LibraryRepo) -> Redirect:
     """Import a card file (PNG, JSON or CHARX) into the library."""
     settings: Settings = request.app.state.settings
     form = await request.form()
-    filename, payload = _upload(form, "file", settings)
-    imported = read_card_file(filename, payload, settings.max_upload_bytes)
+    filename, payload = await _upload(form, "file", settings)
+    # Decoding a picture is CPU work: off the event loop, so running turns keep streaming.
+    imported = await asyncio.to_thread(read_card_file, filename, payload, settings.max_upload_bytes)
     card = imported.card
     character = Character(
         player_id=library.player_id,
@@ -137,7 +139,7 @@ async def avatar(library: LibraryRepo, character_id: str) -> Response:
 async def export_png(library: LibraryRepo, character_id: str) -> Response:
     """The card as a PNG carrying both the `chara` (V2) and `ccv3` (V3) chunks."""
     character = await _character(library, character_id, avatar=True)
-    payload = write_png(character.data, character.extras, character.avatar)
+    payload = await asyncio.to_thread(write_png, character.data, character.extras, character.avatar)
     name = _safe_filename(character.name, "png")
     return Response(
         content=payload,
@@ -253,7 +255,7 @@ async def import_lorebook(request: Request, library: LibraryRepo) -> Redirect:
     """Import a world book: character_book JSON, SillyTavern world info, or a card's book."""
     settings: Settings = request.app.state.settings
     form = await request.form()
-    filename, payload = _upload(form, "file", settings)
+    filename, payload = await _upload(form, "file", settings)
     value = loads(payload, "The lorebook")
     if not isinstance(value, dict):
         raise CardError("The lorebook's JSON is not an object.")
@@ -286,7 +288,7 @@ async def import_chat_file(request: Request, repo: GameRepo) -> Redirect:
     library = LibraryRepo(repo.session, repo.player_id)  # one transaction for both
     settings: Settings = request.app.state.settings
     form = await request.form()
-    _, payload = _upload(form, "file", settings)
+    _, payload = await _upload(form, "file", settings)
     chat = parse_chat(payload)
     character_id = str(form.get("character", ""))
     character = await _character(library, character_id) if character_id else None
