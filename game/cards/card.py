@@ -31,7 +31,6 @@ TEXT_FIELDS = (
     "character_version",
 )
 LIST_FIELDS = ("alternate_greetings", "tags", "group_only_greetings")
-PROMPT_FREE = ("creator_notes", "creator", "character_version", "creator_notes_multilingual")
 
 
 @dataclass
