@@ -312,3 +312,16 @@ def test_card_without_greetings_gets_an_opening_written_for_it(player: Player) -
     game = response.headers["location"].rsplit("/", 1)[1]
     narration = player.finish_turn(game)  # the (mock) narrator writes the opening
     assert "Captain Vey" in narration and "Captain Vey hums old songs." in narration
+
+
+def test_bad_lorebook_files_are_refused_clearly(player: Player) -> None:
+    cases = [
+        (b"not json", 400, "The lorebook is not valid JSON"),
+        (b"[]", 400, "not an object"),
+        (b'{"name": "x"}', 400, "has no entries"),
+        (json.dumps({"entries": [{"content": "x" * 300_000}]}).encode(), 400, "limit is 200,000"),
+    ]
+    for payload, status, message in cases:
+        response = upload(player, "/lorebooks/import", "book.json", payload)
+        assert response.status_code == status and message in response.text, response.text[:300]
+    assert player.get("/characters").text.count("entries</span>") == 0  # nothing was added
