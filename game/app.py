@@ -30,7 +30,17 @@ from game.play.turns import TurnService
 from game.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 from game.store.db import make_engine, make_sessionmaker, migrate
 from game.store.instances import Instance
-from game.web import art_pages, errors, health, login, pages, play, story, workbench
+from game.web import (
+    art_pages,
+    characters,
+    errors,
+    health,
+    login,
+    pages,
+    play,
+    story,
+    workbench,
+)
 from game.web.hosts import HostGuard, HostPolicy
 from game.web.players import player_middleware
 from game.web.ratelimit import rate_limits
@@ -157,6 +167,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *workbench.handlers,
             *login.handlers,
             *health.handlers,
+            *characters.handlers,
+            *characters.upload_handlers(settings.max_upload_bytes),
             create_static_files_router(
                 path="/static",
                 directories=[PROJECT_ROOT / "static"],

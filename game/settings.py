@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     max_action_chars: int = Field(2000, ge=1)
     # the prompt's size (estimated tokens): rules, world, state, memory and recent turns
     context_tokens: int = Field(8192, ge=1024, le=2_000_000)
+    max_upload_mb: float = Field(20, gt=0, le=1024)  # character cards, lorebooks, chats
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
 
     @field_validator("ai_mode", mode="before")
     @classmethod

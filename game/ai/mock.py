@@ -67,7 +67,10 @@ def compose_turn(ctx: TurnContext) -> dict:
     names = {"player": ctx.player_name, "cast": ctx.cast.name}
 
     if ctx.turn_number == 0:
-        narration = ctx.route.opening.strip().format(**names)
+        if ctx.card is not None:  # a card with no greeting of its own: meet its character
+            narration = f"You find {ctx.cast.name} waiting for you. {ctx.cast.description}".strip()
+        else:
+            narration = ctx.route.opening.strip().format(**names)
         if ctx.origin:
             narration += f"\n\nYou have not forgotten where you come from: {ctx.origin.strip()}"
         if ctx.variant:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from game.play.catalog import CastMember, Route, World
@@ -41,6 +41,9 @@ class TurnContext:
     variant: int = 0  # which alternative of this turn is being written (0: the first)
     continue_from: str = ""  # narration of a cut-off reply this turn carries on from
     memory: str = ""  # the rolling summary of the branch's older turns
+    card: dict[str, Any] | None = None  # a card game's card: {"data", "own_scenario", ...}
+    persona: str = ""  # the player's persona description
+    lorebooks: tuple[dict[str, Any], ...] = ()  # attached lorebooks (character_book form)
 
 
 @dataclass(frozen=True)

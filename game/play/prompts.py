@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from game.ai.provider import TurnContext
+from game.cards.lorebook import FiredEntry, activate
+from game.cards.macros import apply_macros, with_original
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 DEFAULT_CONTEXT_TOKENS = 8192
@@ -51,38 +54,40 @@ def render_prompt(name: str, **values: object) -> str:
     return _env().get_template(name).render(**values).strip()
 
 
+def fire_lore(ctx: TurnContext, history: list[tuple[str, str]]) -> list[FiredEntry]:
+    """The lorebook entries (attached books and the card's own) that fire for this turn."""
+    books: list[dict[str, Any]] = list(ctx.lorebooks)
+    card_book = (ctx.card or {}).get("data", {}).get("character_book")
+    if card_book:
+        books.append({**card_book, "name": card_book.get("name") or "Character book"})
+    if not books:
+        return []
+    texts = [text for _, text in history]
+    if ctx.action:
+        texts.append(ctx.action)
+    return activate(books, texts)
+
+
 def build_messages(
     ctx: TurnContext,
     history: list[tuple[str, str]],
     context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+    lore: list[FiredEntry] | None = None,
 ) -> list[dict[str, str]]:
     """The chat messages for one turn, within `context_tokens` (estimated).
 
-    One system message (rules, world and cast, the current state, the memory), then as many
-    of the most recent messages of the branch as fit, then the action. `history` holds
-    (role, text) pairs of the current branch, oldest first. Everything the model must know is
-    in the single system message, since some bridges keep only the last one.
+    One system message (rules, world and cast or the card, the current state, the memory,
+    the lore that fired), then as many of the most recent messages of the branch as fit, then
+    the action. `history` holds (role, text) pairs of the current branch, oldest first.
+    Everything the model must know is in the single system message, since some bridges keep
+    only the last one. `lore`: the entries that fired (computed here when not given).
     """
-    names = {"player": ctx.player_name, "cast": ctx.cast.name}
-    system = render_prompt(
-        "system.j2",
-        world=ctx.world,
-        route=ctx.route,
-        cast=ctx.cast,
-        player_name=ctx.player_name,
-        origin=ctx.origin,
-        state_json=json.dumps(ctx.state.model_dump(), ensure_ascii=False),
-        memory=ctx.memory,
-    )
-    if ctx.turn_number == 0:
-        user = render_prompt(
-            "opening.j2",
-            opening=ctx.route.opening.format(**names),
-            origin=ctx.origin,
-            choices=ctx.route.choices,
-        )
+    if lore is None:
+        lore = fire_lore(ctx, history)
+    if ctx.card is not None:
+        system, user = _card_prompt(ctx, lore)
     else:
-        user = render_prompt("turn.j2", player_name=ctx.player_name, action=ctx.action)
+        system, user = _catalog_prompt(ctx, lore)
     if ctx.continue_from:
         user += "\n\n" + render_prompt("continue.j2", narration=ctx.continue_from)
     budget = (
@@ -106,3 +111,72 @@ def build_messages(
 def prompt_tokens(messages: list[dict[str, str]]) -> int:
     """The estimated size of a chat request's messages."""
     return sum(estimate_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+
+
+def _catalog_prompt(ctx: TurnContext, lore: list[FiredEntry]) -> tuple[str, str]:
+    """The system and final user text of a game in one of the catalog's worlds."""
+    names = {"player": ctx.player_name, "cast": ctx.cast.name}
+    system = render_prompt(
+        "system.j2",
+        world=ctx.world,
+        route=ctx.route,
+        cast=ctx.cast,
+        player_name=ctx.player_name,
+        origin=ctx.origin,
+        persona=ctx.persona,
+        lore=[entry.content for entry in lore],
+        state_json=json.dumps(ctx.state.model_dump(), ensure_ascii=False),
+        memory=ctx.memory,
+    )
+    if ctx.turn_number == 0:
+        user = render_prompt(
+            "opening.j2",
+            opening=ctx.route.opening.format(**names),
+            origin=ctx.origin,
+            choices=ctx.route.choices,
+        )
+    else:
+        user = render_prompt("turn.j2", player_name=ctx.player_name, action=ctx.action)
+    return system, user
+
+
+def _card_prompt(ctx: TurnContext, lore: list[FiredEntry]) -> tuple[str, str]:
+    """A card game's system and final user text. The card's system_prompt and
+    post_history_instructions replace the defaults ({{original}} stands for them);
+    creator_notes, creator and character_version are never passed to the templates, so they
+    cannot reach the model."""
+    assert ctx.card is not None
+    data = ctx.card["data"]
+    char = data.get("nickname") or data["name"]
+    user = ctx.player_name
+
+    def text(value: str) -> str:
+        return apply_macros(value, char, user).strip()
+
+    main = with_original(
+        data.get("system_prompt", ""), render_prompt("card_main.j2", char=char, user=user)
+    )
+    system = render_prompt(
+        "card_system.j2",
+        main=text(main),
+        char=char,
+        user=user,
+        description=text(data.get("description", "")),
+        personality=text(data.get("personality", "")),
+        scenario=text(data.get("scenario", "")),
+        world=None if ctx.card.get("own_scenario") else ctx.world,
+        persona=text(ctx.persona),
+        examples=text(data.get("mes_example", "")),
+        lore_before=[text(e.content) for e in lore if e.position != "after_char"],
+        lore_after=[text(e.content) for e in lore if e.position == "after_char"],
+        state_json=json.dumps(ctx.state.model_dump(), ensure_ascii=False),
+        memory=ctx.memory,
+    )
+    if ctx.turn_number == 0:
+        final = render_prompt("card_opening.j2", char=char, user=user)
+    else:
+        post = with_original(
+            data.get("post_history_instructions", ""), render_prompt("post_history.j2")
+        )
+        final = render_prompt("card_turn.j2", user=user, action=ctx.action, post=text(post))
+    return system, final

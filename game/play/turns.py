@@ -26,10 +26,11 @@ from game.play.art import (
     strip_markdown_images,
     wants_picture,
 )
+from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
 from game.play.fanout import TurnFanout
 from game.play.live import TurnHub
-from game.play.prompts import DEFAULT_CONTEXT_TOKENS, build_messages, history_window
+from game.play.prompts import DEFAULT_CONTEXT_TOKENS, build_messages, fire_lore, history_window
 from game.play.state import StoryState, merge_state
 from game.play.turn_format import NarrationStream, TurnFormatError, parse_turn
 from game.store.instances import Instance
@@ -334,7 +335,7 @@ class TurnService:
             game_id=game.id,
             world=self.catalog.worlds[game.world_id],
             route=route,
-            cast=self.catalog.cast[game.cast_id],
+            cast=game_cast(self.catalog, game),
             player_name=game.player_name,
             origin=game.origin,
             turn_number=reply.depth // 2,
@@ -345,8 +346,13 @@ class TurnService:
             variant=variant,
             continue_from=prefix,
             memory=reply.memory,
+            card=game.card,
+            persona=game.persona,
+            lorebooks=tuple(b["book"] for b in game.lorebooks or ()),
         )
-        messages = build_messages(ctx, history, context_tokens=self.context_tokens)
+        lore = fire_lore(ctx, history)
+        reply.lore = [entry.summary() for entry in lore] or None  # the per-turn "lore" view
+        messages = build_messages(ctx, history, context_tokens=self.context_tokens, lore=lore)
         if action:
             history = [*history, ("user", action)]
         return TurnPlan(

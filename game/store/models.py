@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -20,7 +20,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[str]: JSON, list[Any]: JSON}
 
 
 class Game(Base):
@@ -42,6 +42,12 @@ class Game(Base):
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     image_mode: Mapped[str] = mapped_column(String(16), default="suggest")  # off|suggest|force
     mock_scenario: Mapped[str] = mapped_column(String(32), default="")  # "" = the server's default
+    # A game played with a character card: {"character_id", "data", "own_scenario"} (a snapshot,
+    # so deleting the card from the library keeps the game playable). None: a catalog companion.
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    persona: Mapped[str] = mapped_column(Text, default="")  # the player's description ({{user}})
+    # Lorebooks attached to the game: [{"id", "name", "book"}] (snapshots of library books)
+    lorebooks: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -76,6 +82,10 @@ class Message(Base):
     memory_through: Mapped[int] = mapped_column(Integer, default=-1)
     # the process writing it while streaming (game/store/instances.py tells whether it lives)
     owner: Mapped[str] = mapped_column(String(32), default="")
+    # Lorebook entries that entered this turn's prompt: [{"label", "book", "tokens"}]
+    lore: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    # What an imported chat said about this message (SillyTavern name, send_date, extra, ...)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     @property
@@ -121,3 +131,47 @@ class ArtJob(Base):
     @property
     def active(self) -> bool:
         return self.status in ("queued", "running")
+
+
+class Character(Base):
+    """An imported character card in a player's library."""
+
+    __tablename__ = "characters"
+    __table_args__ = (Index("ix_characters_player_created", "player_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    # the card's data object, normalised (every field present, unknown keys kept)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    extras: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # other root keys
+    source_spec: Mapped[str] = mapped_column(String(40), default="")
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    avatar: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # re-encoded PNG
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Persona(Base):
+    """Who the player is in a game: a name and a description, used as {{user}}."""
+
+    __tablename__ = "personas"
+    __table_args__ = (Index("ix_personas_player", "player_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(60))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Lorebook(Base):
+    """A standalone world book (character_book format) in a player's library."""
+
+    __tablename__ = "lorebooks"
+    __table_args__ = (Index("ix_lorebooks_player", "player_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    book: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

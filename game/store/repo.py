@@ -247,6 +247,7 @@ PAGE_COLUMNS = (
     "choices",
     "hint",
     "notice",
+    "lore",
     "created_at",
 )
 

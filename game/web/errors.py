@@ -9,6 +9,7 @@ from litestar.exceptions import HTTPException, TooManyRequestsException, Validat
 from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from game.cards import CardError
 from game.play.turns import TurnRejected
 from game.web.ratelimit import WHAT, limited_kind
 
@@ -30,6 +31,7 @@ FRIENDLY = {
         "Reload the page and try again."
     ),
     404: "There is no such page or game, or it belongs to another player.",
+    413: "That upload is larger than this server accepts.",
 }
 
 
@@ -83,6 +85,10 @@ def _rejected(request: Request, exc: TurnRejected) -> Response:
     return error_response(request, exc.status, str(exc))
 
 
+def _card(request: Request, exc: CardError) -> Response:
+    return error_response(request, exc.status, str(exc))
+
+
 def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
@@ -96,5 +102,6 @@ handlers = {
     HTTPException: _http,
     TooManyRequestsException: _too_many,
     TurnRejected: _rejected,
+    CardError: _card,
     Exception: _crash,
 }

@@ -14,6 +14,7 @@ from game.play.catalog import Catalog
 from game.play.games import NewGameForm, clean_title, create_game
 from game.play.turns import TurnRejected, TurnService
 from game.settings import Settings
+from game.store.library import LibraryRepo
 from game.store.models import Game
 from game.store.repo import GameRepo
 
@@ -102,14 +103,15 @@ async def choose_models(request: Request) -> Response:
     return Redirect("/about#models", status_code=303)
 
 
-@get("/games/new", name="new_game")
-async def new_game(request: Request) -> Template:
+@get("/games/new", name="new_game", dependencies={"repo": provide_repo})
+async def new_game(request: Request, repo: GameRepo) -> Template:
     catalog: Catalog = request.app.state.catalog
     settings: Settings = request.app.state.settings
     return Template(
         "pages/new_game.html",
         context={
             "catalog": catalog,
+            "personas": await LibraryRepo(repo.session, repo.player_id).personas(),
             "scenarios": SCENARIOS if settings.ai_mode == "mock" else (),
             "default_scenario": request.query_params.get("scenario") or settings.mock_scenario,
         },
@@ -119,18 +121,24 @@ async def new_game(request: Request) -> Template:
 @post("/games", name="create_game", dependencies={"repo": provide_repo})
 async def create(request: Request, repo: GameRepo) -> Redirect:
     form = await request.form()
+    fields = {
+        k: form.get(k, "")
+        for k in ("world", "route", "cast", "player_name", "origin", "mock_scenario")
+    }
+    persona = None
+    if form.get("persona"):  # a persona from the library: its name is {{user}}
+        persona = await LibraryRepo(repo.session, repo.player_id).persona(str(form["persona"]))
+        if persona is None:
+            raise TurnRejected("Pick one of your personas, or type a name.")
+        fields["player_name"] = persona.name
     try:
-        data = NewGameForm.model_validate(
-            {
-                k: form.get(k, "")
-                for k in ("world", "route", "cast", "player_name", "origin", "mock_scenario")
-            }
-        )
+        data = NewGameForm.model_validate(fields)
     except ValueError:
         raise TurnRejected(
             "Choose a world, a route and a companion, and give your name (up to 40 characters)."
         ) from None
     game = await create_game(repo, request.app.state.catalog, data)
+    game.persona = persona.description if persona else ""
     turns: TurnService = request.app.state.turns
     await turns.start_opening(repo, game)
     return Redirect(f"/games/{game.id}", status_code=303)

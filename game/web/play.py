@@ -13,6 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Response, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
+from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
 from game.play.state import StoryState
 from game.play.turns import TurnService
@@ -60,7 +61,7 @@ def turn_view(
         "game": game,
         "world": catalog.worlds[game.world_id],
         "route": route,
-        "cast": catalog.cast[game.cast_id],
+        "cast": game_cast(catalog, game),
         "messages": messages,
         "head": head,
         "streaming": streaming,

@@ -1,0 +1,153 @@
+"""SillyTavern chats as games: importing one as a new game, exporting a game's branch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from game.cards.card import normalise_data
+from game.cards.chats import Chat, ChatExport, ExportLine
+from game.play.card_cast import CARD_CAST_ID, card_name
+from game.play.catalog import Catalog
+from game.play.characters import opening_state
+from game.play.games import clean_title
+from game.store.library import LibraryRepo, all_messages
+from game.store.models import Character, Game, Message, new_id, utcnow
+from game.store.repo import GameRepo
+
+
+async def _character_for(
+    library: LibraryRepo, chat: Chat, character: Character | None
+) -> Character:
+    """The chosen character, else the library's one of the chat's name, else a new one."""
+    if character is not None:
+        return character
+    name = chat.character_name or "Imported character"
+    for existing in await library.characters():
+        if existing.name.casefold() == name.casefold():
+            return existing
+    data = normalise_data({"name": name}, [])
+    created = Character(
+        id=new_id(),
+        player_id=library.player_id,
+        name=data["name"],
+        data=data,
+        extras={},
+        warnings=[],
+    )
+    library.session.add(created)
+    return created
+
+
+async def import_chat(
+    repo: GameRepo,
+    library: LibraryRepo,
+    catalog: Catalog,
+    chat: Chat,
+    character: Character | None,
+) -> Game:
+    """A new card game holding the chat: each swipe becomes an alternative of its message."""
+    character = await _character_for(library, chat, character)
+    world_id = next(iter(catalog.worlds))
+    route = catalog.routes_for(world_id)[0]
+    player_name = " ".join(chat.user_name.split())[:40] or "You"
+    game = Game(
+        id=new_id(),
+        player_id=repo.player_id,
+        title=clean_title(f"{card_name(character.data)} · {player_name}"),
+        world_id=world_id,
+        route_id=route.id,
+        cast_id=CARD_CAST_ID,
+        player_name=player_name,
+        card={
+            "character_id": character.id,
+            "data": character.data,
+            "own_scenario": True,
+            "chat_header": chat.header,
+        },
+    )
+    repo.session.add(game)
+    state = opening_state(game, catalog)  # imported turns carry no story state of their own
+    start = utcnow() - timedelta(seconds=1)
+    tick = 0
+    parent: Message | None = None
+    rows: list[Message] = []
+    for line in chat.lines:
+        role = "user" if line.is_user else "assistant"
+        texts = line.swipes or [line.mes]
+        chosen_index = line.swipe_id if line.swipes else 0
+        chosen: Message | None = None
+        for index, text in enumerate(texts):
+            is_chosen = index == chosen_index
+            meta: dict[str, Any] = dict(line.other) if is_chosen else {"swipe": True}
+            if index < len(line.swipe_info):
+                meta["swipe_info"] = line.swipe_info[index]
+            meta["had_swipes"] = bool(line.swipes)
+            tick += 1
+            row = Message(
+                id=new_id(),
+                game_id=game.id,
+                parent_id=parent.id if parent else None,
+                depth=parent.depth + 1 if parent else 0,
+                role=role,
+                status="done",
+                content=line.mes if is_chosen else text,
+                choices=[] if role == "assistant" else None,
+                state=state if role == "assistant" else None,
+                meta=meta,
+                created_at=start + timedelta(microseconds=tick),
+            )
+            rows.append(row)
+            if is_chosen:
+                chosen = row
+        parent = chosen
+    repo.session.add_all(rows)
+    game.head_id = parent.id if parent else None
+    game.turn_count = sum(1 for line in chat.lines if line.is_user)
+    await repo.session.commit()
+    return game
+
+
+async def chat_export(repo: GameRepo, game: Game, char: str) -> ChatExport:
+    """The game's current branch as a SillyTavern chat, with each message's alternatives.
+
+    `char` names the narrator's messages (the card's character, or the game's companion).
+    """
+    rows = await all_messages(repo.session, game)
+    by_id = {m.id: m for m in rows}
+    children: dict[str | None, list[Message]] = {}
+    for m in rows:
+        children.setdefault(m.parent_id, []).append(m)
+    branch: list[Message] = []
+    node = by_id.get(game.head_id or "")
+    while node is not None:
+        branch.append(node)
+        node = by_id.get(node.parent_id or "")
+    branch.reverse()
+    card = game.card or {}
+    header = dict(card.get("chat_header") or {})
+    header.update(user_name=game.player_name, character_name=header.get("character_name") or char)
+    header.setdefault("create_date", game.created_at.isoformat())
+    header.setdefault("chat_metadata", {})
+    lines = []
+    for m in branch:
+        if m.status == "streaming" or not m.content:
+            continue
+        meta = dict(m.meta or {})
+        had_swipes = meta.pop("had_swipes", m.role == "assistant")
+        meta.pop("swipe_info", None)
+        meta.setdefault("name", game.player_name if m.role == "user" else char)
+        meta.setdefault("send_date", m.created_at.isoformat())
+        line = ExportLine(mes=m.content, is_user=m.role == "user", other=meta)
+        if had_swipes:
+            siblings = [s for s in children.get(m.parent_id, []) if s.role == m.role and s.content]
+            line.swipes = [s.content for s in siblings]
+            line.swipe_id = next(i for i, s in enumerate(siblings) if s.id == m.id)
+            infos = [s.meta.get("swipe_info") if s.meta else None for s in siblings]
+            line.swipe_info = (
+                [i if i is not None else {} for i in infos]
+                if any(i is not None for i in infos)
+                else []
+            )
+        lines.append(line)
+    return ChatExport(header=header, lines=lines)

@@ -1,0 +1,383 @@
+"""The character library: import, view, export and delete cards; personas; lorebooks;
+starting a game with a card; SillyTavern chat import and export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Response, Template
+
+from game.ai.mock import SCENARIOS
+from game.cards import CardError
+from game.cards.card import loads, normalise_book, to_v3
+from game.cards.chats import ChatExport, export_chat, parse_chat
+from game.cards.containers import read_card_file, write_png
+from game.play.card_cast import game_cast
+from game.play.characters import (
+    CardGameForm,
+    add_greetings,
+    create_card_game,
+)
+from game.play.chats import chat_export, import_chat
+from game.play.turns import TurnRejected, TurnService
+from game.settings import Settings
+from game.store.library import LibraryRepo
+from game.store.models import Character, Lorebook, Persona
+from game.store.repo import GameRepo
+from game.web.pages import load_game, provide_repo
+
+UPLOAD_SLACK = 64 * 1024  # multipart overhead on top of the file itself
+
+
+async def provide_library(request: Request) -> AsyncIterator[LibraryRepo]:
+    """The player's library and a fresh database session."""
+    async with request.app.state.sessions() as session:
+        yield LibraryRepo(session, request.scope["state"]["player_id"])
+
+
+async def _upload(form: Any, name: str, settings: Settings) -> tuple[str, bytes]:
+    """The uploaded file's name and bytes, or a clear 4xx."""
+    upload = form.get(name)
+    if not isinstance(upload, UploadFile):
+        raise CardError("Choose a file to upload.")
+    return upload.filename or "", await upload.read(settings.max_upload_bytes + 1)
+
+
+def _safe_filename(name: str, ext: str) -> str:
+    base = "".join(ch for ch in name if ch.isalnum() or ch in " -_").strip()[:60] or "character"
+    return f"{base}.{ext}"
+
+
+async def _character(library: LibraryRepo, character_id: str, avatar: bool = False) -> Character:
+    character = await library.character(character_id, avatar=avatar)
+    if character is None:
+        raise NotFoundException()
+    return character
+
+
+@get("/characters", name="characters", dependencies={"library": provide_library})
+async def library_page(request: Request, library: LibraryRepo) -> Template:
+    settings: Settings = request.app.state.settings
+    return Template(
+        "pages/characters.html",
+        context={
+            "characters": await library.characters(),
+            "personas": await library.personas(),
+            "lorebooks": await library.lorebooks(),
+            "limit_mb": settings.max_upload_mb,
+        },
+    )
+
+
+async def import_card(request: Request, library: LibraryRepo) -> Redirect:
+    """Import a card file (PNG, JSON or CHARX) into the library."""
+    settings: Settings = request.app.state.settings
+    form = await request.form()
+    filename, payload = await _upload(form, "file", settings)
+    # Decoding a picture is CPU work: off the event loop, so running turns keep streaming.
+    imported = await asyncio.to_thread(read_card_file, filename, payload, settings.max_upload_bytes)
+    card = imported.card
+    character = Character(
+        player_id=library.player_id,
+        name=card.name,
+        data=card.data,
+        extras=card.extras,
+        source_spec=card.spec[:40],
+        warnings=card.warnings,
+        avatar=imported.avatar,
+    )
+    library.session.add(character)
+    await library.session.commit()
+    return Redirect(f"/characters/{character.id}", status_code=303)
+
+
+@get("/characters/{character_id:str}", name="character", dependencies={"library": provide_library})
+async def character_page(request: Request, library: LibraryRepo, character_id: str) -> Template:
+    character = await _character(library, character_id)
+    settings: Settings = request.app.state.settings
+    return Template(
+        "pages/character.html",
+        context={
+            "character": character,
+            "data": character.data,
+            "catalog": request.app.state.catalog,
+            "personas": await library.personas(),
+            "lorebooks": await library.lorebooks(),
+            "scenarios": SCENARIOS if settings.ai_mode == "mock" else (),
+        },
+    )
+
+
+@get(
+    "/characters/{character_id:str}/avatar.png",
+    name="character_avatar",
+    dependencies={"library": provide_library},
+)
+async def avatar(library: LibraryRepo, character_id: str) -> Response:
+    character = await _character(library, character_id, avatar=True)
+    if not character.avatar:
+        raise NotFoundException()
+    return Response(
+        content=character.avatar,
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@get(
+    "/characters/{character_id:str}/export.png",
+    name="export_png",
+    dependencies={"library": provide_library},
+)
+async def export_png(library: LibraryRepo, character_id: str) -> Response:
+    """The card as a PNG carrying both the `chara` (V2) and `ccv3` (V3) chunks."""
+    character = await _character(library, character_id, avatar=True)
+    payload = await asyncio.to_thread(write_png, character.data, character.extras, character.avatar)
+    name = _safe_filename(character.name, "png")
+    return Response(
+        content=payload,
+        media_type="image/png",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@get(
+    "/characters/{character_id:str}/export.json",
+    name="export_card_json",
+    dependencies={"library": provide_library},
+)
+async def export_json(library: LibraryRepo, character_id: str) -> Response:
+    """The card as V3 JSON."""
+    character = await _character(library, character_id)
+    body = json.dumps(to_v3(character.data, character.extras), ensure_ascii=False, indent=2)
+    name = _safe_filename(character.name, "json")
+    return Response(
+        content=body.encode("utf-8"),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@post(
+    "/characters/{character_id:str}/delete",
+    name="delete_character",
+    dependencies={"library": provide_library},
+)
+async def delete_character(library: LibraryRepo, character_id: str) -> Redirect:
+    if not await library.delete(Character, character_id):
+        raise NotFoundException()
+    await library.session.commit()
+    return Redirect("/characters", status_code=303)
+
+
+@post(
+    "/characters/{character_id:str}/play",
+    name="play_character",
+    dependencies={"library": provide_library, "repo": provide_repo},
+)
+async def play_character(
+    request: Request, library: LibraryRepo, repo: GameRepo, character_id: str
+) -> Redirect:
+    """Start a game with the card: its greetings open it (or the narrator writes one)."""
+    character = await _character(library, character_id)
+    form = await request.form()
+    try:
+        data = CardGameForm.model_validate(
+            {
+                "world": form.get("world", ""),
+                "persona": form.get("persona", ""),
+                "player_name": form.get("player_name", ""),
+                "persona_description": form.get("persona_description", ""),
+                "lorebooks": form.getall("lorebooks") if "lorebooks" in form else [],
+                "mock_scenario": form.get("mock_scenario", ""),
+            }
+        )
+    except ValueError:
+        raise TurnRejected(
+            "Give your name (up to 40 characters) or pick a persona; a description is up to "
+            "2,000 characters."
+        ) from None
+    catalog = request.app.state.catalog
+    game, texts = await create_card_game(repo, library, catalog, character, data)
+    if texts:
+        add_greetings(repo, game, catalog, texts)
+        repo.touch(game)
+        await repo.session.commit()
+    else:
+        turns: TurnService = request.app.state.turns
+        await turns.start_opening(repo, game)
+    return Redirect(f"/games/{game.id}", status_code=303)
+
+
+@post("/personas", name="create_persona", dependencies={"library": provide_library})
+async def create_persona(request: Request, library: LibraryRepo) -> Redirect:
+    form = await request.form()
+    name = " ".join(str(form.get("name", "")).split())
+    description = str(form.get("description", "")).strip()
+    if not name or len(name) > 40:
+        raise TurnRejected("A persona needs a name of up to 40 characters.")
+    if len(description) > 2000:
+        raise TurnRejected("A persona's description is up to 2,000 characters.")
+    library.session.add(Persona(player_id=library.player_id, name=name, description=description))
+    await library.session.commit()
+    return Redirect("/characters#personas", status_code=303)
+
+
+@post(
+    "/personas/{persona_id:str}/delete",
+    name="delete_persona",
+    dependencies={"library": provide_library},
+)
+async def delete_persona(library: LibraryRepo, persona_id: str) -> Redirect:
+    if not await library.delete(Persona, persona_id):
+        raise NotFoundException()
+    await library.session.commit()
+    return Redirect("/characters#personas", status_code=303)
+
+
+async def import_lorebook(request: Request, library: LibraryRepo) -> Redirect:
+    """Import a world book: character_book JSON, SillyTavern world info, or a card's book."""
+    settings: Settings = request.app.state.settings
+    form = await request.form()
+    filename, payload = await _upload(form, "file", settings)
+    value = loads(payload, "The lorebook")
+    if not isinstance(value, dict):
+        raise CardError("The lorebook's JSON is not an object.")
+    if isinstance(value.get("data"), dict) and "character_book" in value["data"]:
+        value = value["data"]["character_book"] or {}
+    if "entries" not in value:
+        raise CardError("This JSON is not a lorebook: it has no entries.")
+    book = normalise_book(value)
+    name = str(value.get("name") or filename.rsplit(".", 1)[0] or "Lorebook")
+    name = " ".join(name.split())[:200] or "Lorebook"
+    library.session.add(Lorebook(player_id=library.player_id, name=name, book=book))
+    await library.session.commit()
+    return Redirect("/characters#lorebooks", status_code=303)
+
+
+@post(
+    "/lorebooks/{lorebook_id:str}/delete",
+    name="delete_lorebook",
+    dependencies={"library": provide_library},
+)
+async def delete_lorebook(library: LibraryRepo, lorebook_id: str) -> Redirect:
+    if not await library.delete(Lorebook, lorebook_id):
+        raise NotFoundException()
+    await library.session.commit()
+    return Redirect("/characters#lorebooks", status_code=303)
+
+
+async def import_chat_file(request: Request, repo: GameRepo) -> Redirect:
+    """Import a SillyTavern JSONL chat as a new game with its character."""
+    library = LibraryRepo(repo.session, repo.player_id)  # one transaction for both
+    settings: Settings = request.app.state.settings
+    form = await request.form()
+    _, payload = await _upload(form, "file", settings)
+    chat = parse_chat(payload)
+    character_id = str(form.get("character", ""))
+    character = await _character(library, character_id) if character_id else None
+    game = await import_chat(repo, library, request.app.state.catalog, chat, character)
+    return Redirect(f"/games/{game.id}", status_code=303)
+
+
+@get(
+    "/games/{game_id:str}/export.jsonl",
+    name="export_chat",
+    dependencies={"repo": provide_repo},
+)
+async def export_chat_file(request: Request, repo: GameRepo, game_id: str) -> Response:
+    """The game's current branch as a SillyTavern chat (JSONL)."""
+    game = await load_game(repo, game_id)
+    speaker = game_cast(request.app.state.catalog, game).name
+    export: ChatExport = await chat_export(repo, game, speaker)
+    name = _safe_filename(game.title, "jsonl")
+    return Response(
+        content=export_chat(export),
+        media_type="application/jsonl",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@get(
+    "/games/{game_id:str}/lorebooks",
+    name="game_lorebooks",
+    dependencies={"repo": provide_repo},
+)
+async def game_lorebooks(repo: GameRepo, game_id: str) -> Template:
+    """Which of the player's lorebooks are attached to a game."""
+    game = await load_game(repo, game_id)
+    library = LibraryRepo(repo.session, repo.player_id)
+    attached = {b["id"] for b in game.lorebooks or ()}
+    return Template(
+        "pages/game_lorebooks.html",
+        context={"game": game, "lorebooks": await library.lorebooks(), "attached": attached},
+    )
+
+
+@post(
+    "/games/{game_id:str}/lorebooks",
+    name="attach_lorebooks",
+    dependencies={"repo": provide_repo},
+)
+async def attach_lorebooks(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+    """Attach the chosen lorebooks to a game (a copy: later library edits do not leak in)."""
+    game = await load_game(repo, game_id)
+    form = await request.form()
+    ids = [str(i) for i in form.getall("lorebooks")] if "lorebooks" in form else []
+    books = await LibraryRepo(repo.session, repo.player_id).lorebooks(ids) if ids else []
+    if len(books) != len(set(ids)):
+        raise TurnRejected("Pick lorebooks from your library.")
+    game.lorebooks = [
+        {"id": b.id, "name": b.name, "book": {**b.book, "name": b.name}} for b in books
+    ] or None
+    await repo.session.commit()
+    return Redirect(f"/games/{game.id}", status_code=303)
+
+
+def upload_handlers(max_upload_bytes: int) -> list[Any]:
+    """The upload routes, with the configured size limit (CHATGAME_MAX_UPLOAD_MB)."""
+    limit = max_upload_bytes + UPLOAD_SLACK
+    library = {"library": provide_library}
+    return [
+        post(
+            "/characters/import",
+            name="import_card",
+            dependencies=library,
+            request_max_body_size=limit,
+        )(import_card),
+        post(
+            "/lorebooks/import",
+            name="import_lorebook",
+            dependencies=library,
+            request_max_body_size=limit,
+        )(import_lorebook),
+        post(
+            "/chats/import",
+            name="import_chat",
+            dependencies={"repo": provide_repo},
+            request_max_body_size=limit,
+        )(import_chat_file),
+    ]
+
+
+handlers = [
+    library_page,
+    character_page,
+    avatar,
+    export_png,
+    export_json,
+    delete_character,
+    play_character,
+    create_persona,
+    delete_persona,
+    delete_lorebook,
+    export_chat_file,
+    game_lorebooks,
+    attach_lorebooks,
+]
