@@ -61,9 +61,14 @@ async def follow(client: httpx.AsyncClient, url: str) -> None:
 
 
 async def play(
-    number: int, post_to: str, stream_from: str, turns: int, latencies: list[float]
+    number: int,
+    post_to: str,
+    stream_from: str,
+    turns: int,
+    latencies: list[float],
+    failures: list[str],
 ) -> int:
-    """One player's game; returns how many of its requests failed."""
+    """One player's game; returns how many of its requests failed (described in `failures`)."""
     limits = httpx.Limits(max_connections=4)
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         try:
@@ -81,12 +86,14 @@ async def play(
                 },
             )
             if created.status_code != 303:
+                failures.append(f"new game: HTTP {created.status_code}")
                 return turns + 1
             game = created.headers["location"].rsplit("/", 1)[1]
             opening = await client.get(f"{post_to}/games/{game}")
             if match := STREAM_URL.search(opening.text):
                 await follow(client, stream_from + match.group(1))
-        except (httpx.HTTPError, RuntimeError, AttributeError):
+        except (httpx.HTTPError, RuntimeError, AttributeError) as exc:
+            failures.append(f"new game: {exc!r}"[:300])
             return turns + 1
         errors = 0
         for _ in range(turns):
@@ -102,8 +109,9 @@ async def play(
                 if match is None:
                     raise RuntimeError("no stream in the turn's answer")
                 await follow(client, stream_from + match.group(1))
-            except (httpx.HTTPError, RuntimeError):
+            except (httpx.HTTPError, RuntimeError) as exc:
                 errors += 1
+                failures.append(f"turn: {exc!r}"[:300])
                 continue
             latencies.append(time.perf_counter() - start)
         return errors
@@ -111,10 +119,11 @@ async def play(
 
 async def run_players(apps: list[str], players: int, turns: int) -> dict:
     latencies: list[float] = []
+    failures: list[str] = []
     start = time.perf_counter()
     errors = await asyncio.gather(
         *(
-            play(i, apps[i % len(apps)], apps[(i + 1) % len(apps)], turns, latencies)
+            play(i, apps[i % len(apps)], apps[(i + 1) % len(apps)], turns, latencies, failures)
             for i in range(players)
         )
     )
@@ -128,6 +137,7 @@ async def run_players(apps: list[str], players: int, turns: int) -> dict:
         "turns_per_s": len(latencies) / wall,
         "turn_p50_ms": statistics.median(ms) if ms else 0.0,
         "turn_p95_ms": percentile(ms, 0.95),
+        "failures": failures[:20],
     }
 
 
@@ -236,6 +246,9 @@ def main() -> int:
     out = RESULTS / f"load-{stamp}.json"
     meta = {"players": args.players, "turns": args.turns, "cpus": os.cpu_count()}
     out.write_text(json.dumps({**meta, "setups": results}, indent=2))
+    for r in results:
+        for failure in r["failures"]:
+            print(f"  {r['setup']}: {failure}")
     print(f"wrote {out.relative_to(RESULTS.parent.parent)}")
     return 0 if all(r["errors"] == 0 for r in results) else 1
 
