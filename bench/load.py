@@ -196,7 +196,7 @@ def main() -> int:
         results.append(
             run_setup(
                 "sqlite, 1 process",
-                [make_server(tmp / "sqlite")],
+                [make_server(tmp / "sqlite", CHATGAME_TURN_RATE="off")],
                 worker=False,
                 players=args.players,
                 turns=args.turns,
@@ -204,6 +204,7 @@ def main() -> int:
         )
         url = asyncio.run(create_database(args.postgres_url))
         shared = {
+            "CHATGAME_TURN_RATE": "off",
             "CHATGAME_DATABASE_URL": url,
             "CHATGAME_SECRET_KEY": "bench-cluster",
             "CHATGAME_IMAGE_DIR": str(tmp / "images"),

@@ -51,6 +51,12 @@ from tests.appserver import Player, make_server
 RESULTS = Path(__file__).resolve().parent / "results"
 CATALOG = load_catalog(PACKAGE_ROOT / "content")
 COLUMNS = [c.key for c in Message.__table__.columns]
+# A column left unset on a built row takes its model default (a bulk insert applies none).
+DEFAULTS = {
+    c.key: c.default.arg
+    for c in Message.__table__.columns
+    if c.default is not None and c.default.is_scalar
+}
 
 
 async def insert_game(sessions, player_id: str, turns: int) -> str:  # type: ignore[no-untyped-def]
@@ -60,7 +66,10 @@ async def insert_game(sessions, player_id: str, turns: int) -> str:  # type: ign
     assert isinstance(game, Game)
     head_id, game.head_id = game.head_id, None
     game.image_mode = "off"  # scene painting would only add noise to these timings
-    values = [{k: getattr(m, k) for k in COLUMNS} for m in messages]
+    values = [
+        {k: DEFAULTS.get(k) if getattr(m, k) is None else getattr(m, k) for k in COLUMNS}
+        for m in messages
+    ]
     async with sessions() as session:
         session.add(game)
         await session.flush()
@@ -136,7 +145,8 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="arcadia-long-"))
-    server = make_server(tmp, CHATGAME_MOCK_DELAY_MS="0").start()
+    # no turn rate limit: the benchmark plays far faster than a person
+    server = make_server(tmp, CHATGAME_MOCK_DELAY_MS="0", CHATGAME_TURN_RATE="off").start()
     settings = load_settings(
         db_path=tmp / "arcadia.sqlite", secret_key=server.env["CHATGAME_SECRET_KEY"]
     )

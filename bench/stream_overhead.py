@@ -200,6 +200,7 @@ def main() -> int:
         tmp / "game",
         CHATGAME_OPENAI_BASE_URL=fake.base_url("openai"),
         CHATGAME_READ_TIMEOUT="120",
+        CHATGAME_TURN_RATE="off",  # the benchmark plays far faster than a person
     ).start()
     results = []
     try:
