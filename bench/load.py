@@ -35,16 +35,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from bench.stream_overhead import percentile
 from tests.appserver import ROOT, Server, make_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
 STREAM_URL = re.compile(r'data-stream-url="([^"]+)"')
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 async def follow(client: httpx.AsyncClient, url: str) -> None:

@@ -37,8 +37,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank) of `values`; 0 for none. Shared by every benchmark."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 async def direct_turn(
