@@ -54,7 +54,6 @@ async def create_card_game(
         raise TurnRejected("Pick one of the worlds on the list, or the card's own scenario.")
     if form.mock_scenario and form.mock_scenario not in SCENARIOS:
         raise TurnRejected("Pick one of the mock scenarios.")
-    route = catalog.routes_for(world_id)[0]
     player_name, description = form.player_name, form.persona_description.strip()
     if form.persona:
         persona = await library.persona(form.persona)
@@ -66,23 +65,49 @@ async def create_card_game(
     books = await library.lorebooks(form.lorebooks) if form.lorebooks else []
     if len(books) != len(set(form.lorebooks)):
         raise TurnRejected("Pick lorebooks from your library.")
-    data = character.data
-    game = Game(
-        id=new_id(),
-        player_id=repo.player_id,
-        title=clean_title(f"{card_name(data)} · {player_name}"),
-        world_id=world_id,
-        route_id=route.id,
-        cast_id=CARD_CAST_ID,
+    game = new_card_game(
+        repo,
+        catalog,
+        character,
         player_name=player_name,
+        world_id=world_id,
+        card={"own_scenario": own_scenario},
         persona=description,
         mock_scenario=form.mock_scenario,
-        card={"character_id": character.id, "data": data, "own_scenario": own_scenario},
         lorebooks=[{"id": b.id, "name": b.name, "book": {**b.book, "name": b.name}} for b in books]
         or None,
     )
+    return game, greetings(character.data, player_name)
+
+
+def new_card_game(
+    repo: GameRepo,
+    catalog: Catalog,
+    character: Character,
+    *,
+    player_name: str,
+    world_id: str,
+    card: dict[str, Any],
+    **fields: Any,
+) -> Game:
+    """A card game's row, added to the session: the character plays the companion.
+
+    `card` adds to what the game keeps of the card (its id and data); `fields` are more of
+    the game's columns.
+    """
+    game = Game(
+        id=new_id(),
+        player_id=repo.player_id,
+        title=clean_title(f"{card_name(character.data)} · {player_name}"),
+        world_id=world_id,
+        route_id=catalog.routes_for(world_id)[0].id,
+        cast_id=CARD_CAST_ID,
+        player_name=player_name,
+        card={"character_id": character.id, "data": character.data, **card},
+        **fields,
+    )
     repo.session.add(game)
-    return game, greetings(data, player_name)
+    return game
 
 
 def opening_state(game: Game, catalog: Catalog) -> dict[str, Any]:

@@ -7,10 +7,8 @@ from typing import Any
 
 from game.cards.card import normalise_data
 from game.cards.chats import Chat, ChatExport, ExportLine
-from game.play.card_cast import CARD_CAST_ID, card_name
 from game.play.catalog import Catalog
-from game.play.characters import opening_state
-from game.play.games import clean_title
+from game.play.characters import new_card_game, opening_state
 from game.store.library import LibraryRepo, all_messages
 from game.store.models import Character, Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
@@ -48,25 +46,15 @@ async def import_chat(
 ) -> Game:
     """A new card game holding the chat: each swipe becomes an alternative of its message."""
     character = await _character_for(library, chat, character)
-    world_id = next(iter(catalog.worlds))
-    route = catalog.routes_for(world_id)[0]
     player_name = " ".join(chat.user_name.split())[:40] or "You"
-    game = Game(
-        id=new_id(),
-        player_id=repo.player_id,
-        title=clean_title(f"{card_name(character.data)} · {player_name}"),
-        world_id=world_id,
-        route_id=route.id,
-        cast_id=CARD_CAST_ID,
+    game = new_card_game(
+        repo,
+        catalog,
+        character,
         player_name=player_name,
-        card={
-            "character_id": character.id,
-            "data": character.data,
-            "own_scenario": True,
-            "chat_header": chat.header,
-        },
+        world_id=next(iter(catalog.worlds)),
+        card={"own_scenario": True, "chat_header": chat.header},
     )
-    repo.session.add(game)
     state = opening_state(game, catalog)  # imported turns carry no story state of their own
     start = utcnow() - timedelta(seconds=1)
     tick = 0
