@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         return doctor(settings)
     if args.command == "worker":
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx2").setLevel(logging.WARNING)  # a line per model request
         asyncio.run(run_worker(settings))
         return 0
     if args.command == "seed":

@@ -61,6 +61,7 @@ def test_choice_and_typed_action_make_new_turns_that_move_state(player: Player) 
     page = player.play_page(game)
     assert page.count('class="msg msg--player"') == 2
     assert page.count('class="msg msg--narrator msg--done"') == 3
+    assert re.search(rf'href="/games/{game}".*?2 turns ·', player.get("/").text, re.S)
 
 
 def test_final_fragment_carries_out_of_band_panels(player: Player) -> None:

@@ -65,6 +65,19 @@ def bare_model_id(model: str) -> str:
     return model.removeprefix("chatgpt-web/") or "auto"
 
 
+def chunk_text(chunk: object) -> tuple[str, str | None]:
+    """A streamed chunk's text and finish reason, tolerating every bridge's odd shapes.
+
+    Usage-only chunks (empty `choices`), keep-alives, a missing role or delta: no text.
+    """
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
+        return "", None
+    delta = choices[0].get("delta")
+    piece = delta.get("content") if isinstance(delta, dict) else None
+    return (piece if isinstance(piece, str) else ""), choices[0].get("finish_reason")
+
+
 def make_client(base_url: str, api_key: str, connect: float, read: float) -> openai.AsyncOpenAI:
     """An SDK client with explicit timeouts and no automatic retries (no hidden retry storms)."""
     return openai.AsyncOpenAI(
@@ -92,23 +105,39 @@ class OpenAICompatProvider:
         self.capabilities = capabilities or Capabilities(base_url=str(client.base_url))
         self.read_timeout = read_timeout
 
-    def request_options(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        """The chat completion arguments for one turn."""
-        options: dict[str, Any] = {
+    def request_body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """The chat completion request body for one turn."""
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "stream": True,
             "temperature": 0.8,
         }
         if self.capabilities.json_schema:
-            options["response_format"] = {
+            body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "turn", "schema": TURN_SCHEMA},
             }
         if self.capabilities.operation_cancel:
             # The chatgpt-api bridge turns image-like requests into pictures unless told not to.
-            options["extra_body"] = {"chatgpt_image_intercept": False}
-        return options
+            body["chatgpt_image_intercept"] = False
+        return body
+
+    async def _open_stream(self, body: dict[str, Any]) -> openai.AsyncStream[object]:
+        """POST the body as is and stream the chunks as plain dicts.
+
+        `chat.completions.create` would walk every argument against its type hints first
+        (about 5 ms for a long prompt here, on the turn's critical path) and build a pydantic
+        model per chunk; the SDK's own `post` still handles auth, timeouts, SSE decoding,
+        in-stream errors and HTTP errors.
+        """
+        return await self.client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=object,
+            stream=True,
+            stream_cls=openai.AsyncStream[object],
+        )
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
         operation_id: str | None = None
@@ -117,25 +146,15 @@ class OpenAICompatProvider:
         text = ""
         finish_reason = None
         try:
-            raw = await self.client.chat.completions.with_raw_response.create(
-                **self.request_options(request.messages)
-            )
-            operation_id = raw.headers.get(OPERATION_HEADER)
-            # Chunks as plain dicts: the SDK still decodes the SSE and raises in-stream errors,
-            # but skips building pydantic models, the largest CPU cost per token.
-            stream = raw.parse(to=openai.AsyncStream[object])
+            stream = await self._open_stream(self.request_body(request.messages))
+            operation_id = stream.response.headers.get(OPERATION_HEADER)
             async for chunk in stream:
                 if not isinstance(chunk, dict):
                     continue
                 operation_id = operation_id or chunk.get("chatgpt_operation_id")
-                choices = chunk.get("choices")
-                if not choices or not isinstance(choices, list):  # usage-only, keep-alives
-                    continue
-                choice = choices[0] if isinstance(choices[0], dict) else {}
-                finish_reason = choice.get("finish_reason") or finish_reason
-                delta = choice.get("delta")
-                piece = delta.get("content") if isinstance(delta, dict) else None
-                if not piece or not isinstance(piece, str):
+                piece, finished = chunk_text(chunk)
+                finish_reason = finished or finish_reason
+                if not piece:
                     continue
                 error = find_in_band_error(text[-40:] + piece)
                 if error:
@@ -159,16 +178,15 @@ class OpenAICompatProvider:
 
     async def summarise(self, request: SummaryRequest) -> str:
         """Ask the model for the updated memory (plain text, streamed like every backend can)."""
-        options = self.request_options(request.messages)
-        options.pop("response_format", None)
-        options["temperature"] = 0.3
+        body = self.request_body(request.messages)
+        body.pop("response_format", None)
+        body["temperature"] = 0.3
         parts: list[str] = []
         try:
-            stream = await self.client.chat.completions.create(**options)
+            stream = await self._open_stream(body)
             try:
                 async for chunk in stream:
-                    if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                        parts.append(chunk.choices[0].delta.content)
+                    parts.append(chunk_text(chunk)[0])
             finally:
                 await stream.close()
         except Exception as exc:

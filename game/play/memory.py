@@ -53,6 +53,17 @@ def clip_memory(text: str) -> str:
     return "…" + text[-(MEMORY_CHARS - 1) :].lstrip()
 
 
+def may_need_fold(history: Sequence[tuple[str, str]], reply: str, context_tokens: int) -> bool:
+    """Whether a fold could be due after `reply`: False spares reading the branch after a turn.
+
+    `history` is the prompt's window of (role, text) before the reply; what is already folded
+    counts too, so this errs towards True.
+    """
+    costs = sum(estimate_tokens(t) + MESSAGE_OVERHEAD_TOKENS for _, t in history if t)
+    costs += estimate_tokens(reply) + MESSAGE_OVERHEAD_TOKENS
+    return costs > FOLD_WHEN * history_budget(context_tokens)
+
+
 def turns_to_fold(branch: Sequence[Any], context_tokens: int) -> list[Any]:
     """The older messages of `branch` (ending at a turn) to fold into its memory now, if any.
 
@@ -90,6 +101,10 @@ class MemoryKeeper:
         self.provider = provider
         self.context_tokens = context_tokens
         self._busy: set[str] = set()  # games being folded by this process
+
+    def may_need_fold(self, history: Sequence[tuple[str, str]], reply: str) -> bool:
+        """Whether `fold` could have work after `reply` (see the module function)."""
+        return may_need_fold(history, reply, self.context_tokens)
 
     async def fold(self, game_id: str, message_id: str) -> bool:
         """Fold what the turn `message_id` no longer has room for into its memory.

@@ -13,10 +13,12 @@ import logging
 from collections import OrderedDict
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from game.ai.provider import Provider, ProviderError, TruncatedReply, TurnContext, TurnRequest
 from game.play.art import (
@@ -29,12 +31,13 @@ from game.play.art import (
 from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
 from game.play.fanout import TurnFanout
-from game.play.live import TurnHub
+from game.play.live import LiveTurn, TurnHub
 from game.play.prompts import DEFAULT_CONTEXT_TOKENS, build_messages, fire_lore, history_window
 from game.play.state import StoryState, merge_state
 from game.play.turn_format import NarrationStream, TurnFormatError, parse_turn
+from game.store.batch_writer import BatchWriter, Writes
 from game.store.instances import Instance
-from game.store.models import Game, Message, new_id
+from game.store.models import Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
 
 if TYPE_CHECKING:
@@ -103,6 +106,10 @@ class TurnService:
     _unsaved: dict[str, tuple[str, str]] = field(default_factory=dict)
     _saver: asyncio.Task | None = None
     _folds: set[asyncio.Task] = field(default_factory=set)
+    writer: BatchWriter = field(init=False)  # commits the rows of turns being started
+
+    def __post_init__(self) -> None:
+        self.writer = BatchWriter(self.sessions)
 
     # ---- starting turns -------------------------------------------------------------------
 
@@ -139,9 +146,7 @@ class TurnService:
             action = choices[index]
         else:
             action = self._clean_action(text)
-        rows = await self._answer(repo, game, head, action)
-        game.turn_count += 1
-        return rows
+        return await self._answer(repo, game, head, action, turns=1)
 
     async def edit(self, repo: GameRepo, game: Game, message: Message, text: str) -> list[Message]:
         """Say something else at the player's `message`: a new sibling action and a new reply.
@@ -242,7 +247,13 @@ class TurnService:
         return action
 
     async def _answer(
-        self, repo: GameRepo, game: Game, anchor: Message, action: str, variant: int = 0
+        self,
+        repo: GameRepo,
+        game: Game,
+        anchor: Message,
+        action: str,
+        variant: int = 0,
+        turns: int = 0,
     ) -> list[Message]:
         """Add the player's action under `anchor` and start the narrator's reply to it."""
         user = Message(
@@ -258,7 +269,7 @@ class TurnService:
         plan = self._plan(
             game, reply, anchor=anchor, action=action, history=history, variant=variant
         )
-        await self._launch(repo, game, plan, [user, reply])
+        await self._launch(repo, game, plan, [user, reply], turns=turns)
         return [user, reply]
 
     @staticmethod
@@ -366,29 +377,59 @@ class TurnService:
         )
 
     async def _launch(
-        self, repo: GameRepo, game: Game, plan: TurnPlan, rows: list[Message]
+        self, repo: GameRepo, game: Game, plan: TurnPlan, rows: list[Message], turns: int = 0
     ) -> None:
-        """Start the generation, then commit the new rows; the task writes only after the commit.
+        """Start the generation, then commit the rows; the task writes only after the commit.
 
         Starting first lets the model begin while the database works: the player waits for
-        the slower of the two, not for both.
+        the slower of the two, not for both. The commit goes through the batch writer, shared
+        with every turn started meanwhile. `rows` are new messages, or a reply being
+        continued; `turns` is added to the game's turn count.
         """
         live = self.hub.open(plan.reply_id, plan.game_id, game.player_id)
         live.task = asyncio.create_task(self._generate(plan), name=f"turn-{plan.reply_id}")
-        if self.instance is not None:
-            for row in rows:
-                if row.status == "streaming":
-                    row.owner = self.instance.id
-        repo.session.add_all(rows)
-        game.head_id = plan.reply_id
-        repo.touch(game)
-        try:
-            await repo.session.commit()
-        except BaseException:
+        await asyncio.sleep(0)  # let the model request leave before the database work below
+        owner = self.instance.id if self.instance is not None else None
+        head = {
+            "head_id": plan.reply_id,
+            "updated_at": utcnow(),
+            "turn_count": (game.turn_count or 0) + turns,
+        }
+        new_game = not inspect(game).persistent  # its row commits with its opening
+        new = [row for row in rows if inspect(row).transient]
+        continued = [row for row in rows if not inspect(row).transient]
+        # Moved out of the request's session: only the batch writer writes them.
+        for row in [game, *continued] if new_game else continued:
+            repo.session.expunge(row)
+        if new_game:
+            for key, value in head.items():
+                setattr(game, key, value)
+        for row in new:
+            if row.status == "streaming":
+                row.owner = owner
+        writes = Writes(
+            new=[game, *new] if new_game else new,
+            messages=[
+                {"id": row.id, "status": row.status, "notice": row.notice, "owner": owner}
+                for row in continued
+            ],
+            games=[] if new_game else [{"id": game.id, **head}],
+        )
+        written = self.writer.submit(writes)
+        written.add_done_callback(partial(self._launched, plan, live))
+        await asyncio.shield(written)  # a player who leaves does not undo their turn
+        if not new_game:  # as committed: the request's session has nothing to write
+            for key, value in head.items():
+                set_committed_value(game, key, value)
+
+    def _launched(self, plan: TurnPlan, live: LiveTurn, written: asyncio.Future[None]) -> None:
+        """Let the turn's task save once its rows exist; stop it if they could not be written."""
+        if written.cancelled() or written.exception() is not None:
+            assert live.task is not None
             live.task.cancel()
             self.hub.discard(plan.reply_id)
-            raise
-        plan.committed.set()
+        else:
+            plan.committed.set()
 
     async def stop(self, repo: GameRepo, game: Game, message: Message) -> None:
         """End generation now; the partial reply is kept and marked stopped."""
@@ -633,7 +674,12 @@ class TurnService:
                 self._remember(
                     plan.game_id, message.id, [*plan.history, ("assistant", message.content)]
                 )
-            if self.memory is not None and message.status == "done" and not self.closing:
+            if (
+                self.memory is not None
+                and message.status == "done"
+                and not self.closing
+                and self.memory.may_need_fold(plan.history, message.content)
+            ):
                 task = asyncio.create_task(self.memory.fold(plan.game_id, message.id))
                 self._folds.add(task)
                 task.add_done_callback(self._folds.discard)
