@@ -20,9 +20,8 @@ from game.ai.provider import Provider, SummaryRequest
 from game.play.catalog import Catalog
 from game.play.prompts import (
     MEMORY_CHARS,
-    MESSAGE_OVERHEAD_TOKENS,
-    estimate_tokens,
     history_window,
+    message_tokens,
     render_prompt,
     reply_reserve,
 )
@@ -59,8 +58,7 @@ def may_need_fold(history: Sequence[tuple[str, str]], reply: str, context_tokens
     `history` is the prompt's window of (role, text) before the reply; what is already folded
     counts too, so this errs towards True.
     """
-    costs = sum(estimate_tokens(t) + MESSAGE_OVERHEAD_TOKENS for _, t in history if t)
-    costs += estimate_tokens(reply) + MESSAGE_OVERHEAD_TOKENS
+    costs = sum(message_tokens(text) for _, text in history if text) + message_tokens(reply)
     return costs > FOLD_WHEN * history_budget(context_tokens)
 
 
@@ -71,7 +69,7 @@ def turns_to_fold(branch: Sequence[Any], context_tokens: int) -> list[Any]:
     """
     head = branch[-1]
     pending = [m for m in branch if m.depth > head.memory_through and m.content]
-    costs = [estimate_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in pending]
+    costs = [message_tokens(m.content) for m in pending]
     budget = history_budget(context_tokens)
     if sum(costs) <= FOLD_WHEN * budget:
         return []

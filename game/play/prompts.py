@@ -28,6 +28,11 @@ def estimate_tokens(text: str) -> int:
     return -(-len(text.encode("utf-8")) // 4)
 
 
+def message_tokens(text: str) -> int:
+    """A chat message's estimated cost: its text plus what the chat template adds."""
+    return estimate_tokens(text) + MESSAGE_OVERHEAD_TOKENS
+
+
 def reply_reserve(context_tokens: int) -> int:
     """Tokens kept free in the context for the model's own reply."""
     return min(1024, context_tokens // 4)
@@ -99,7 +104,7 @@ def build_messages(
     )
     kept: list[dict[str, str]] = []
     for role, text in reversed(history):
-        cost = estimate_tokens(text) + MESSAGE_OVERHEAD_TOKENS
+        cost = message_tokens(text)
         if cost > budget:
             break
         budget -= cost
@@ -110,7 +115,7 @@ def build_messages(
 
 def prompt_tokens(messages: list[dict[str, str]]) -> int:
     """The estimated size of a chat request's messages."""
-    return sum(estimate_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+    return sum(message_tokens(m["content"]) for m in messages)
 
 
 def _catalog_prompt(ctx: TurnContext, lore: list[FiredEntry]) -> tuple[str, str]:
