@@ -123,6 +123,23 @@ def test_stop_keeps_partial_text_marked_stopped(slow_server: Server) -> None:
     assert player.stream(game, head)[-1][0] == "done"
 
 
+def test_stop_right_after_posting_stops_the_new_turn(slow_server: Server) -> None:
+    """An htmx post answers before the turn's rows are committed; Stop must still find it."""
+    player = Player(slow_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    started = player.post(f"/games/{game}/turns", {"action": "I wait by the door"}, htmx=True)
+    assert started.status_code == 200
+    reply = re.search(r'data-stream-url="/games/\w+/messages/(\w+)/stream"', started.text)
+    assert reply is not None
+    stop = player.post(f"/games/{game}/messages/{reply.group(1)}/stop", htmx=True)
+    assert stop.status_code == 204
+    assert player.stream(game, reply.group(1))[-1][0] == "done"
+    page = player.play_page(game)
+    assert player.head_id(game) == reply.group(1)
+    assert "msg--stopped" in page and "I wait by the door" in page
+
+
 def test_retry_writes_the_turn_again(slow_server: Server) -> None:
     player = Player(slow_server)
     game = player.new_game()

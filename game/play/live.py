@@ -23,6 +23,7 @@ class LiveTurn:
     player_id: str = ""  # whose turn it is: lets a stream start without reading the database
     text: str = ""
     finished: bool = False
+    failure: str = ""  # why the turn ended unsaved (its rows could not be written)
     task: asyncio.Task | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -65,10 +66,6 @@ class TurnHub:
         turn = LiveTurn(message_id, game_id, player_id)
         self._turns[message_id] = turn
         return turn
-
-    def discard(self, message_id: str) -> None:
-        """Forget a turn that never started (its rows were not committed)."""
-        self._turns.pop(message_id, None)
 
     def running_for(self, game_id: str) -> bool:
         """Whether this process is writing a turn of the game right now."""

@@ -60,6 +60,7 @@ UNREADABLE_STATE_NOTICE = (
 RESUMABLE = ("stopped", "interrupted", "failed")  # replies Continue can carry on
 STOPPED_NOTICE = "You stopped the narrator here."
 INTERRUPTED_NOTICE = "The game stopped while this turn was being written."
+UNSAVED_NOTICE = "The game could not save this turn. Send your action again."
 
 
 @dataclass
@@ -73,7 +74,8 @@ class TurnPlan:
     state_before: StoryState
     choices_before: list[str]
     prefix: str = ""  # the text a continued reply already had
-    committed: asyncio.Event = field(default_factory=asyncio.Event)
+    committed: asyncio.Event = field(default_factory=asyncio.Event)  # its rows are written, or lost
+    lost: bool = False  # its rows could not be written: nothing of it is stored
 
 
 class TurnRejected(ValueError):
@@ -103,7 +105,7 @@ class TurnService:
     _history: OrderedDict[str, tuple[str, list[tuple[str, str]]]] = field(
         default_factory=OrderedDict
     )
-    _unsaved: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _unsaved: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # text, raw parts
     _saver: asyncio.Task | None = None
     _folds: set[asyncio.Task] = field(default_factory=set)
     writer: BatchWriter = field(init=False)  # commits the rows of turns being started
@@ -128,10 +130,12 @@ class TurnService:
         text: str = "",
         choice_id: str = "",
         head: Message | None = None,
+        wait: bool = True,
     ) -> list[Message]:
         """Commit the player's action and start the narrator's reply; returns both rows.
 
         `head` (the game's head message) may be passed when the caller already loaded it.
+        With `wait=False` it returns before the commit (see `_launch`).
         """
         if head is None or head.id != game.head_id:
             head = await repo.get_message(game, game.head_id) if game.head_id else None
@@ -146,7 +150,7 @@ class TurnService:
             action = choices[index]
         else:
             action = self._clean_action(text)
-        return await self._answer(repo, game, head, action, turns=1)
+        return await self._answer(repo, game, head, action, turns=1, wait=wait)
 
     async def edit(self, repo: GameRepo, game: Game, message: Message, text: str) -> list[Message]:
         """Say something else at the player's `message`: a new sibling action and a new reply.
@@ -254,6 +258,7 @@ class TurnService:
         action: str,
         variant: int = 0,
         turns: int = 0,
+        wait: bool = True,
     ) -> list[Message]:
         """Add the player's action under `anchor` and start the narrator's reply to it."""
         user = Message(
@@ -269,7 +274,7 @@ class TurnService:
         plan = self._plan(
             game, reply, anchor=anchor, action=action, history=history, variant=variant
         )
-        await self._launch(repo, game, plan, [user, reply], turns=turns)
+        await self._launch(repo, game, plan, [user, reply], turns=turns, wait=wait)
         return [user, reply]
 
     @staticmethod
@@ -377,7 +382,13 @@ class TurnService:
         )
 
     async def _launch(
-        self, repo: GameRepo, game: Game, plan: TurnPlan, rows: list[Message], turns: int = 0
+        self,
+        repo: GameRepo,
+        game: Game,
+        plan: TurnPlan,
+        rows: list[Message],
+        turns: int = 0,
+        wait: bool = True,
     ) -> None:
         """Start the generation, then commit the rows; the task writes only after the commit.
 
@@ -385,6 +396,10 @@ class TurnService:
         the slower of the two, not for both. The commit goes through the batch writer, shared
         with every turn started meanwhile. `rows` are new messages, or a reply being
         continued; `turns` is added to the game's turn count.
+
+        `wait=False` returns before the commit, for a caller that only follows the live turn
+        (its stream needs no row): under load, commits queue and the narration need not wait
+        for them. A commit that fails then ends the live turn with `live.failure`.
         """
         live = self.hub.open(plan.reply_id, plan.game_id, game.player_id)
         live.task = asyncio.create_task(self._generate(plan), name=f"turn-{plan.reply_id}")
@@ -417,19 +432,23 @@ class TurnService:
         )
         written = self.writer.submit(writes)
         written.add_done_callback(partial(self._launched, plan, live))
-        await asyncio.shield(written)  # a player who leaves does not undo their turn
         if not new_game:  # as committed: the request's session has nothing to write
             for key, value in head.items():
                 set_committed_value(game, key, value)
+        if wait or new_game:
+            await asyncio.shield(written)  # a player who leaves does not undo their turn
 
     def _launched(self, plan: TurnPlan, live: LiveTurn, written: asyncio.Future[None]) -> None:
         """Let the turn's task save once its rows exist; stop it if they could not be written."""
-        if written.cancelled() or written.exception() is not None:
+        error = written.exception() if not written.cancelled() else asyncio.CancelledError()
+        if error is not None:
+            log.error("turn %s could not be saved: %r", plan.reply_id, error)
+            plan.lost = True
+            live.failure = UNSAVED_NOTICE
             assert live.task is not None
             live.task.cancel()
-            self.hub.discard(plan.reply_id)
-        else:
-            plan.committed.set()
+            self.hub.close(plan.reply_id)  # its followers end now
+        plan.committed.set()
 
     async def stop(self, repo: GameRepo, game: Game, message: Message) -> None:
         """End generation now; the partial reply is kept and marked stopped."""
@@ -520,8 +539,8 @@ class TurnService:
                 async for chunk in chunks:
                     raw_parts.append(chunk)
                     live.append(narration.feed(chunk))
-                    if plan.committed.is_set():  # its row exists: it can be saved
-                        self._unsaved[plan.reply_id] = (live.text, "".join(raw_parts))
+                    if plan.committed.is_set() and not plan.lost:  # its row exists: save it
+                        self._unsaved[plan.reply_id] = (live.text, raw_parts)
                         self._ensure_saver()
         except asyncio.CancelledError:
             if self.closing:
@@ -584,7 +603,7 @@ class TurnService:
         while self._unsaved:
             await asyncio.sleep(SAVE_PARTIAL_EVERY)
             batch = [
-                {"reply_id": reply_id, "text": text, "raw_text": raw}
+                {"reply_id": reply_id, "text": text, "raw_text": "".join(raw)}
                 for reply_id, (text, raw) in list(self._unsaved.items())
             ]
             if not batch:
@@ -632,6 +651,8 @@ class TurnService:
         try:
             await asyncio.wait_for(plan.committed.wait(), timeout=30)
         except TimeoutError:  # its rows were never committed: nothing to store
+            return
+        if plan.lost:
             return
         before = plan.state_before
         async with self.sessions() as session:

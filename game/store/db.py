@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from game.settings import Settings
+from game.store.sqlite_inline import inline_creator
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x41524344  # "ARCD": the advisory lock held while migrating PostgreSQL
@@ -30,11 +31,11 @@ def make_engine(settings: Settings) -> AsyncEngine:
         )
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     # Each request may hold a connection while it queues for the single SQLite writer, so the
-    # pool must cover the requests in flight (a connection is one small idle thread). Kept
-    # open: opening one per request (a thread, four pragmas) costs more than the query.
+    # pool must cover the requests in flight. Kept open: opening one per request (four
+    # pragmas) costs more than the query. Calls run on the loop's thread (sqlite_inline.py).
     engine = create_async_engine(
         settings.sqlalchemy_url,
-        connect_args={"timeout": 15},
+        async_creator=inline_creator(make_url(settings.sqlalchemy_url).database or "", timeout=15),
         pool_size=100,
         max_overflow=100,
         pool_timeout=60,

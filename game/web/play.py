@@ -15,8 +15,9 @@ from litestar.response.sse import ServerSentEventMessage
 
 from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
+from game.play.live import LiveTurn
 from game.play.state import StoryState
-from game.play.turns import TurnService
+from game.play.turns import TurnRejected, TurnService
 from game.store.models import Game, Message
 from game.store.repo import Alternatives, GameRepo
 from game.web.art_pages import art_view
@@ -36,6 +37,12 @@ async def _load_message(repo: GameRepo, game: Game, message_id: str) -> Message:
     if message is None:
         raise NotFoundException()
     return message
+
+
+def _live_turn(request: Request, game_id: str, message_id: str) -> LiveTurn | None:
+    """The player's turn if this process is writing it (no database read needed)."""
+    turns: TurnService = request.app.state.turns
+    return turns.hub.owned(message_id, game_id, request.scope["state"]["player_id"])
 
 
 def turn_view(
@@ -125,6 +132,8 @@ async def post_turn(request: Request, repo: GameRepo, game_id: str) -> Response:
         text=str(form.get("action", "")),
         choice_id=str(form.get("choice", "")),
         head=head,
+        # htmx follows the live turn, which needs no row: answer without waiting for the commit.
+        wait=not _is_htmx(request),
     )
     if not _is_htmx(request):
         return Redirect(f"/games/{game.id}", status_code=303)
@@ -140,6 +149,9 @@ async def message_fragment(
     request: Request, repo: GameRepo, game_id: str, message_id: str
 ) -> Template:
     """A finished turn's message plus fresh choices, hint, state and controls (htmx OOB)."""
+    live = _live_turn(request, game_id, message_id)
+    if live is not None and live.failure:
+        raise TurnRejected(live.failure, 503)
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     messages = await repo.branch(game, limit=8)
@@ -165,7 +177,7 @@ async def stream(
     turns: TurnService = request.app.state.turns
     sessions = request.app.state.sessions
     # A turn this process is writing knows its player: no database read before the first byte.
-    live = turns.hub.owned(message_id, game_id, request.scope["state"]["player_id"])
+    live = _live_turn(request, game_id, message_id)
     if live is not None and live.finished:  # finished: the stored turn is the truth
         live = None
     is_live = live is not None
@@ -225,11 +237,14 @@ async def stream(
     dependencies={"repo": provide_repo},
 )
 async def stop(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Response:
-    game = await load_game(repo, game_id)
-    message = await _load_message(repo, game, message_id)
-    await request.app.state.turns.stop(repo, game, message)
+    turns: TurnService = request.app.state.turns
+    # Written here: stop it at once (its row may still be on its way to the database).
+    if _live_turn(request, game_id, message_id) is None or not await turns.stop_here(message_id):
+        game = await load_game(repo, game_id)
+        message = await _load_message(repo, game, message_id)
+        await turns.stop(repo, game, message)
     if not _is_htmx(request):
-        return Redirect(f"/games/{game.id}", status_code=303)
+        return Redirect(f"/games/{game_id}", status_code=303)
     return Response(content=b"", status_code=204)
 
 

@@ -12,6 +12,7 @@ readable 429 page with Retry-After.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request
@@ -53,6 +54,16 @@ def limited_kind(request: Request[Any, Any, Any]) -> str:
     return "login" if is_login_attempt(request) else "other"
 
 
+def _on_the_loop(counts: Callable[[Request[Any, Any, Any]], bool]) -> Any:
+    """`counts` as a coroutine function: Litestar sends a plain function to a thread pool,
+    a thread hop per request for a check that reads one header."""
+
+    async def check(request: Request[Any, Any, Any]) -> bool:
+        return counts(request)
+
+    return check
+
+
 def rate_limits(settings: Settings) -> list[DefineMiddleware]:
     """The rate-limit middlewares for these settings (a limit set to "off" is left out)."""
     limits = [
@@ -63,7 +74,7 @@ def rate_limits(settings: Settings) -> list[DefineMiddleware]:
     return [
         RateLimitConfig(
             rate_limit=rate,
-            check_throttle_handler=counts,
+            check_throttle_handler=_on_the_loop(counts),
             identifier_for_request=identify,
             store=f"rate_limit_{kind}",
         ).middleware
