@@ -226,6 +226,7 @@ class MockProvider:
         self.stall_s = stall_s
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
+        request.opened.set()
         ctx = request.context
         scenario = ctx.mock_scenario or self.scenario
         if scenario == "rate-limited":

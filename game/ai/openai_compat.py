@@ -170,7 +170,7 @@ class OpenAICompatProvider:
         return body
 
     async def _open_stream(self, body: dict[str, Any]) -> openai.AsyncStream[object]:
-        """POST the body as is; the caller reads the body with `sse_payloads`.
+        """POST the body as JSON; the caller reads the response with `sse_payloads`.
 
         `chat.completions.create` would walk every argument against its type hints first
         (about 5 ms for a long prompt here, on the turn's critical path) and build a pydantic
@@ -178,7 +178,8 @@ class OpenAICompatProvider:
         """
         return await self.client.post(
             "/chat/completions",
-            body=body,
+            # As bytes: a `body` would be deep-copied and re-encoded by the SDK (about 1 ms).
+            content=json.dumps(body, ensure_ascii=False).encode(),
             cast_to=object,
             stream=True,
             stream_cls=openai.AsyncStream[object],
@@ -191,7 +192,10 @@ class OpenAICompatProvider:
         text = ""
         finish_reason = None
         try:
-            stream = await self._open_stream(self.request_body(request.messages))
+            try:
+                stream = await self._open_stream(self.request_body(request.messages))
+            finally:
+                request.opened.set()
             operation_id = stream.response.headers.get(OPERATION_HEADER)
             async for batch in sse_payloads(stream.response):
                 pieces = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -52,6 +53,9 @@ class TurnRequest:
 
     messages: list[dict[str, str]]
     context: TurnContext
+    # Set by the provider once the backend has answered the request (or it failed): the
+    # turn's start waits briefly for it, so the request leaves before the database work.
+    opened: asyncio.Event = field(default_factory=asyncio.Event, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,10 @@ class Provider(Protocol):
     name: str
 
     def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
-        """Yield the raw output (the JSON turn format) in chunks as it is generated."""
+        """Yield the raw output (the JSON turn format) in chunks as it is generated.
+
+        Set `request.opened` as soon as the backend has taken the request (or refused it).
+        """
         ...
 
     async def summarise(self, request: SummaryRequest) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -60,6 +60,7 @@ UNREADABLE_STATE_NOTICE = (
 RESUMABLE = ("stopped", "interrupted", "failed")  # replies Continue can carry on
 STOPPED_NOTICE = "You stopped the narrator here."
 INTERRUPTED_NOTICE = "The game stopped while this turn was being written."
+OPEN_WAIT_SECONDS = 0.01  # how long a turn's start lets its model request go first
 UNSAVED_NOTICE = "The game could not save this turn. Send your action again."
 
 
@@ -403,7 +404,10 @@ class TurnService:
         """
         live = self.hub.open(plan.reply_id, plan.game_id, game.player_id)
         live.task = asyncio.create_task(self._generate(plan), name=f"turn-{plan.reply_id}")
-        await asyncio.sleep(0)  # let the model request leave before the database work below
+        # The model's first words are the long pole: let its request leave before the
+        # database work below (briefly: a backend may hold its answer until the first token).
+        with suppress(TimeoutError):
+            await asyncio.wait_for(plan.request.opened.wait(), OPEN_WAIT_SECONDS)
         owner = self.instance.id if self.instance is not None else None
         head = {
             "head_id": plan.reply_id,
