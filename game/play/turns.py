@@ -406,8 +406,12 @@ class TurnService:
         live.task = asyncio.create_task(self._generate(plan), name=f"turn-{plan.reply_id}")
         # The model's first words are the long pole: let its request leave before the
         # database work below (briefly: a backend may hold its answer until the first token).
-        with suppress(TimeoutError):
-            await asyncio.wait_for(plan.request.opened.wait(), OPEN_WAIT_SECONDS)
+        # Not in a burst of turns (commits already queued): there, answering sooner wins.
+        if self.writer.idle:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(plan.request.opened.wait(), OPEN_WAIT_SECONDS)
+        else:
+            await asyncio.sleep(0)
         owner = self.instance.id if self.instance is not None else None
         head = {
             "head_id": plan.reply_id,

@@ -41,6 +41,11 @@ class BatchWriter:
         self._queue: list[tuple[Writes, asyncio.Future[None]]] = []
         self._task: asyncio.Task | None = None
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is waiting to be written or being written."""
+        return not self._queue and (self._task is None or self._task.done())
+
     def submit(self, writes: Writes) -> asyncio.Future[None]:
         """Queue `writes`; the future resolves once they are committed (or holds the error).
 
