@@ -84,7 +84,7 @@ class TurnHub:
     def close(self, message_id: str, linger: float = 60.0) -> None:
         """Mark finished; forget it after `linger` seconds (late readers then use the database)."""
         turn = self._turns.get(message_id)
-        if turn is None:
+        if turn is None or turn.finished:
             return
         turn.finish()
         asyncio.get_running_loop().call_later(linger, self._forget, turn)

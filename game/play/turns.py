@@ -697,12 +697,14 @@ class TurnService:
                         message.notice = NOT_JSON_NOTICE
             queued_art = game is not None and self._queue_art(session, game, message, raw)
             await session.commit()
-            if queued_art and self.art is not None:
-                self.art.wake()
             if message.content:
                 self._remember(
                     plan.game_id, message.id, [*plan.history, ("assistant", message.content)]
                 )
+            # Stored: its followers may post the next turn now, not "while it is still writing".
+            self.hub.close(plan.reply_id)
+            if queued_art and self.art is not None:
+                self.art.wake()
             if (
                 self.memory is not None
                 and message.status == "done"
