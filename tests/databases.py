@@ -6,11 +6,11 @@ PostgreSQL: every app server then gets a fresh database of its own on that clust
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import uuid
 from pathlib import Path
+
+from tests.aio import run
 
 POSTGRES_URL = os.environ.get("ARCADIA_TEST_DATABASE_URL", "")
 
@@ -18,23 +18,6 @@ POSTGRES_URL = os.environ.get("ARCADIA_TEST_DATABASE_URL", "")
 def on_postgres() -> bool:
     """True when this test run uses PostgreSQL."""
     return bool(POSTGRES_URL)
-
-
-def _run_in_thread(coro_factory) -> None:  # type: ignore[no-untyped-def]
-    # Playwright's sync API keeps an event loop on the main thread; asyncio.run needs its own.
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(coro_factory())
-        except BaseException as exc:  # re-raised on the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
 
 
 def create_postgres_database() -> str:
@@ -51,7 +34,7 @@ def create_postgres_database() -> str:
         finally:
             await conn.close()
 
-    _run_in_thread(create)
+    run(create())
     return POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
 
 

@@ -1,8 +1,6 @@
 """The mock narrator writes real turns in the JSON format, which the live parser reads."""
 
-import asyncio
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from game.ai.mock import MockProvider, compose_turn
@@ -11,6 +9,7 @@ from game.play.catalog import load_catalog
 from game.play.state import merge_state
 from game.play.turn_format import NarrationStream, parse_turn
 from game.settings import PACKAGE_ROOT
+from tests.aio import run
 
 CATALOG = load_catalog(PACKAGE_ROOT / "content")
 ROUTE = CATALOG.routes["the-last-train"]
@@ -32,9 +31,7 @@ def raw_turn(ctx: TurnContext, scenario: str = "normal") -> str:
         provider = MockProvider(delay_ms=0, scenario=scenario)
         return "".join([c async for c in provider.stream_turn(TurnRequest([], ctx))])
 
-    # A thread of its own: the browser tests' Playwright keeps an event loop on the main thread.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, collect()).result()
+    return run(collect())
 
 
 def test_turns_parse_through_the_live_parser_and_use_the_names() -> None:

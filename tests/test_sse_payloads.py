@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from game.ai.openai_compat import sse_payloads
+from tests.aio import run
 
 
 class Body:
@@ -25,7 +25,7 @@ def batches(body: Body) -> list[list]:
     async def collect() -> list[list]:
         return [batch async for batch in sse_payloads(body)]
 
-    return asyncio.run(collect())
+    return run(collect())
 
 
 def test_one_read_with_several_chunks_comes_out_as_one_batch() -> None:
