@@ -109,6 +109,7 @@ class TurnService:
     _unsaved: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # text, raw parts
     _saver: asyncio.Task | None = None
     _folds: set[asyncio.Task] = field(default_factory=set)
+    _saving: dict[str, asyncio.Future[None]] = field(default_factory=dict)  # by game id
     writer: BatchWriter = field(init=False)  # commits the rows of turns being started
 
     def __post_init__(self) -> None:
@@ -445,6 +446,18 @@ class TurnService:
                 set_committed_value(game, key, value)
         if wait or new_game:
             await asyncio.shield(written)  # a player who leaves does not undo their turn
+        elif not written.done():
+            self._saving[plan.game_id] = written
+            written.add_done_callback(lambda _: self._saving.pop(plan.game_id, None))
+
+    async def saved(self, game_id: str) -> None:
+        """Wait until the game's turn being started here is committed (or failed to be).
+
+        A page read right after an htmx post would otherwise miss the turn just posted.
+        """
+        written = self._saving.get(game_id)
+        if written is not None:
+            await asyncio.wait({written})
 
     def _launched(self, plan: TurnPlan, live: LiveTurn, written: asyncio.Future[None]) -> None:
         """Let the turn's task save once its rows exist; stop it if they could not be written."""

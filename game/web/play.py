@@ -92,6 +92,7 @@ def turn_view(
 )
 async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
     """The last page of the current branch, with its panels; earlier pages load on demand."""
+    await request.app.state.turns.saved(game_id)  # a turn posted a moment ago is on the page
     game = await load_game(repo, game_id)
     messages, alternatives = await repo.page(game, PAGE_MESSAGES)
     context = turn_view(request, game, messages, alternatives) | await art_view(request, repo, game)
