@@ -34,6 +34,7 @@ def doctor(settings: Settings) -> int:
 
 async def run_worker(settings: Settings) -> None:
     """Paint scene pictures in this process until SIGTERM/SIGINT (the app can then skip it)."""
+    from game.ai.openai_compat import OpenAICompatProvider
     from game.app import make_painter, make_provider
     from game.play.art import ArtService
     from game.store.db import make_engine, make_sessionmaker, migrate
@@ -43,9 +44,10 @@ async def run_worker(settings: Settings) -> None:
     await migrate(engine)
     instance = Instance(engine)
     await instance.start()
+    provider = make_provider(settings)
     art = ArtService(
         make_sessionmaker(engine),
-        make_painter(settings, make_provider(settings)),
+        make_painter(settings, provider),
         settings.image_dir,
         settings.image_concurrency,
         instance=instance,
@@ -66,6 +68,8 @@ async def run_worker(settings: Settings) -> None:
     await art.stop()  # a picture in progress goes back to the queue
     await instance.stop()
     await engine.dispose()
+    if isinstance(provider, OpenAICompatProvider):
+        await provider.client.close()
 
 
 async def run_seed(settings: Settings, games: int, turns: int, player: str) -> int:

@@ -154,6 +154,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await fanout.close()
             await instance.stop()
             await engine.dispose()
+            if isinstance(provider, OpenAICompatProvider):
+                await provider.client.close()  # its aiohttp session holds the pooled connections
 
     key = secret_key(settings)
     template_engine = JinjaTemplateEngine(directory=PROJECT_ROOT / "templates")

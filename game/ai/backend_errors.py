@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import aiohttp
 import openai
 
 from game.ai.provider import ProviderError
@@ -103,6 +104,20 @@ def from_status(status: int, body: Any, headers: Any = None, text: str = "") -> 
     return ProviderError(f"The backend rejected the request ({status}){said}.", retryable=False)
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception behind `exc` (its cause, its cause's cause...)."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
+
+
+# Failures of the connection itself. The SDK's aiohttp transport labels some of them as
+# timeouts (a refused connection comes out as ConnectTimeout), so the root cause decides.
+_CONNECTION_LOST = (ConnectionError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)
+
+
 def from_exception(exc: BaseException, timeout: float, mid_reply: bool = False) -> ProviderError:
     """A ProviderError for whatever the SDK or the connection raised (`mid_reply`: text came)."""
     if isinstance(exc, ProviderError):
@@ -116,14 +131,15 @@ def from_exception(exc: BaseException, timeout: float, mid_reply: bool = False) 
         return from_status(exc.status_code, exc.body, response.headers, text)
     silent = f"The narrator went silent for {timeout:g} seconds mid-reply. Try again."
     dropped = "The connection to the narrator dropped in the middle of the reply."
+    unreachable = "Could not reach the narrator's backend. Is the server running?"
+    if isinstance(_root_cause(exc), _CONNECTION_LOST):
+        return ProviderError(dropped if mid_reply else unreachable)
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(
             silent if mid_reply else f"The narrator did not answer within {timeout:g} seconds."
         )
     if isinstance(exc, openai.APIConnectionError):
-        if mid_reply:
-            return ProviderError(dropped)
-        return ProviderError("Could not reach the narrator's backend. Is the server running?")
+        return ProviderError(dropped if mid_reply else unreachable)
     if isinstance(exc, openai.APIError):
         detail = error_detail(exc.body, exc.message)
         return ProviderError(f"The narrator's backend reported an error: {detail or 'unknown'}.")

@@ -131,6 +131,7 @@ def make_client(base_url: str, api_key: str, connect: float, read: float) -> ope
         api_key=api_key or "not-needed",
         timeout=openai.Timeout(read, connect=connect),
         max_retries=0,
+        http_client=openai.DefaultAioHttpClient(),
     )
 
 
