@@ -12,6 +12,8 @@ concurrency level it measures, for the same turn text:
   and to the `done` event. Then, untimed, fetch the finished turn as the page does.
 
 It prints a table and writes JSON under bench/results/. Added = game - direct, per percentile.
+It also reports the game process's CPU time per turn (Linux): on a small machine the game,
+the fake server and this client share the cores, and CPU is what runs out first.
 """
 
 from __future__ import annotations
@@ -100,6 +102,15 @@ async def game_turn(
     return first or 0.0, finished
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far; NaN where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summarise(samples: list[tuple[float, float]]) -> dict[str, float]:
     ttfb = [s[0] * 1000 for s in samples]
     total = [s[1] * 1000 for s in samples]
@@ -118,6 +129,7 @@ async def run_level(
     game_url: str,
     games: list[tuple[str, dict, str]],
     spread: float,
+    game_pid: int,
 ) -> dict:
     """`rounds` rounds of n concurrent turns, direct and through the game, interleaved.
 
@@ -128,6 +140,7 @@ async def run_level(
     limits = httpx.Limits(max_connections=n * 2 + 10, max_keepalive_connections=n * 2 + 10)
     direct: list[tuple[float, float]] = []
     through: list[tuple[float, float]] = []
+    game_cpu = 0.0
     clients = [
         httpx.AsyncClient(base_url=game_url, timeout=120, cookies=cookies, limits=limits)
         for _, cookies, _ in games[:n]
@@ -143,6 +156,7 @@ async def run_level(
                             *(direct_turn(raw, fake_url, f"look {i}", offsets[i]) for i in range(n))
                         )
                     else:
+                        before = cpu_seconds(game_pid)
                         through += await asyncio.gather(
                             *(
                                 game_turn(
@@ -151,6 +165,7 @@ async def run_level(
                                 for i in range(n)
                             )
                         )
+                        game_cpu += cpu_seconds(game_pid) - before
         finally:
             for client in clients:
                 await client.aclose()
@@ -164,6 +179,7 @@ async def run_level(
         "added_ttfb_p50_ms": g["ttfb_p50_ms"] - d["ttfb_p50_ms"],
         "added_ttfb_p95_ms": g["ttfb_p95_ms"] - d["ttfb_p95_ms"],
         "added_total_p50_pct": 100 * (g["total_p50_ms"] - d["total_p50_ms"]) / d["total_p50_ms"],
+        "game_cpu_ms_per_turn": 1000 * game_cpu / len(through),
     }
 
 
@@ -181,7 +197,7 @@ def print_table(delay_ms: float, results: list[dict]) -> None:
             f"{r['concurrency']:>5} {r['start']:>9} {r['turns']:>6} | {d['ttfb_p50_ms']:>15.2f} "
             f"{d['ttfb_p95_ms']:>7.2f} | {g['ttfb_p50_ms']:>13.2f} {g['ttfb_p95_ms']:>7.2f} | "
             f"{r['added_ttfb_p50_ms']:>9.2f} {r['added_ttfb_p95_ms']:>7.2f} | "
-            f"{r['added_total_p50_pct']:>7.2f}%"
+            f"{r['added_total_p50_pct']:>7.2f}% | {r['game_cpu_ms_per_turn']:>13.1f}"
         )
 
 
@@ -220,7 +236,15 @@ def main() -> int:
             for spread in sorted({0.0, args.spread}) if n > 1 else [0.0]:
                 results.append(
                     asyncio.run(
-                        run_level(n, rounds, fake.base_url("openai"), server.url, games, spread)
+                        run_level(
+                            n,
+                            rounds,
+                            fake.base_url("openai"),
+                            server.url,
+                            games,
+                            spread,
+                            server.process.pid,
+                        )
                     )
                 )
     finally:
