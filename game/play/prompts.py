@@ -51,6 +51,7 @@ def _env() -> Environment:
         undefined=StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,  # noqa: S701
+        auto_reload=False,  # no stat() per turn: `--reload` restarts the process on edits
     )
 
 

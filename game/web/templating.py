@@ -36,6 +36,8 @@ def meter_label(name: str) -> str:
 
 def configure_environment(env: Environment, settings: Settings) -> None:
     """Register the filters and globals templates rely on."""
+    # No stat() of every template on every render: `--reload` restarts the process on edits.
+    env.auto_reload = False
     env.filters["paragraphs"] = paragraphs
     env.filters["meter_label"] = meter_label
     env.globals["static_url"] = static_url
