@@ -14,8 +14,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from threading import Barrier
 
+import httpx
 import pytest
 
 from tests.appserver import ROOT, FakeBackend, Player, Server, make_server
@@ -97,6 +100,56 @@ def test_a_turn_from_one_process_streams_and_stops_through_another(tmp_path: Pat
     finally:
         for server in (a, b):
             server.stop()
+
+
+def test_a_turn_posted_by_htmx_streams_at_once_through_another_process(tmp_path: Path) -> None:
+    # The browser opens the stream as soon as the post answers, and a load balancer may send
+    # it to any process: the turn must already be findable there.
+    a, b = cluster(tmp_path, CHATGAME_MOCK_DELAY_MS="5", CHATGAME_IN_APP_WORKER="false")
+    try:
+        on_a = Player(a)
+        game = on_a.new_game()
+        on_a.finish_turn(game)
+        on_b = same_player(on_a, b)
+        for _ in range(5):
+            answer = on_a.post(f"/games/{game}/turns", {"choice": "c0"}, htmx=True)
+            assert answer.status_code == 200, answer.text
+            reply = re.search(r'data-stream-url="[^"]*/messages/(\w+)/stream"', answer.text)
+            assert reply is not None
+            events = on_b.stream(game, reply.group(1))
+            assert events[-1][0] == "done"
+            text_b, _ = narration_of(events)
+            final = on_a.finish_turn(game)
+            assert " ".join(text_b.split()) == " ".join(final.split())
+    finally:
+        for server in (a, b):
+            server.stop()
+
+
+def test_a_burst_of_posts_larger_than_the_connection_pool_all_land(tmp_path: Path) -> None:
+    # Each post waits for the shared batch commit; waiting while holding a pooled connection
+    # would starve the batch writer of one (the pool is 10 + 20 per process).
+    (app,) = cluster(tmp_path, apps=1, CHATGAME_MOCK_DELAY_MS="0", CHATGAME_TURN_RATE="off")
+    try:
+        player = Player(app)
+        games = [player.new_game(name=f"Player {i}") for i in range(60)]
+        for game in games:
+            player.finish_turn(game)
+        csrf = player.csrf()
+        together = Barrier(len(games))
+
+        def post(game: str) -> int:
+            with httpx.Client(base_url=app.url, cookies=player.client.cookies) as client:
+                client.get("/healthz")  # connected before the burst
+                together.wait()
+                form = {"choice": "c0", "_csrf_token": csrf}
+                return client.post(f"/games/{game}/turns", data=form, timeout=60).status_code
+
+        with ThreadPoolExecutor(max_workers=len(games)) as pool:
+            statuses = list(pool.map(post, games))
+        assert statuses == [303] * len(games)
+    finally:
+        app.stop()
 
 
 def test_twenty_art_jobs_across_two_apps_and_a_worker_run_exactly_once(

@@ -445,6 +445,10 @@ class TurnService:
             for key, value in head.items():
                 set_committed_value(game, key, value)
         if wait or new_game:
+            # Hold no connection while waiting: the batch writer needs one from the same pool,
+            # and a burst of posts would otherwise hold them all. Only reads happened here, so
+            # this commit writes nothing; the loaded rows stay usable (no expiry on commit).
+            await repo.session.commit()
             await asyncio.shield(written)  # a player who leaves does not undo their turn
         elif not written.done():
             self._saving[plan.game_id] = written
