@@ -3,11 +3,13 @@
 import json
 import re
 import signal
+import sqlite3
 import time
 
 import pytest
 
 from tests.appserver import Player, Server
+from tests.databases import on_postgres
 from tests.test_art import wait_for_art
 
 
@@ -138,6 +140,36 @@ def test_stop_right_after_posting_stops_the_new_turn(slow_server: Server) -> Non
     page = player.play_page(game)
     assert player.head_id(game) == reply.group(1)
     assert "msg--stopped" in page and "I wait by the door" in page
+
+
+@pytest.mark.skipif(on_postgres(), reason="on PostgreSQL an htmx post waits for its commit")
+def test_a_turn_the_database_refuses_says_so_and_loses_nothing(own_server: Server) -> None:
+    """An htmx post answers before its commit; when that commit fails, the player is told."""
+    player = Player(own_server.start())
+    game = player.new_game()
+    player.finish_turn(game)
+    before = player.head_id(game)
+    db = sqlite3.connect(own_server.data_dir / "arcadia.sqlite")  # the database itself refuses
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.content = 'Refuse me' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    )
+    db.commit()
+    db.close()
+    started = player.post(f"/games/{game}/turns", {"action": "Refuse me"}, htmx=True)
+    assert started.status_code == 200
+    reply = re.search(r'data-stream-url="/games/\w+/messages/(\w+)/stream"', started.text)
+    assert reply is not None
+    assert player.stream(game, reply.group(1))[-1][0] == "done"  # the page is not left waiting
+    fragment = player.get(f"/games/{game}/messages/{reply.group(1)}")
+    assert fragment.status_code == 503
+    assert "The game could not save this turn. Reload the page, then try again." in fragment.text
+    assert player.head_id(game) == before
+    assert "Refuse me" not in player.play_page(game)
+    again = player.post(f"/games/{game}/turns", {"action": "I try the door"}, htmx=True)
+    assert again.status_code == 200
+    player.finish_turn(game)
+    assert "I try the door" in player.play_page(game)
 
 
 def test_retry_writes_the_turn_again(slow_server: Server) -> None:

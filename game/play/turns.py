@@ -61,7 +61,7 @@ RESUMABLE = ("stopped", "interrupted", "failed")  # replies Continue can carry o
 STOPPED_NOTICE = "You stopped the narrator here."
 INTERRUPTED_NOTICE = "The game stopped while this turn was being written."
 OPEN_WAIT_SECONDS = 0.01  # how long a turn's start lets its model request go first
-UNSAVED_NOTICE = "The game could not save this turn. Send your action again."
+UNSAVED_NOTICE = "The game could not save this turn. Reload the page, then try again."
 
 
 @dataclass

@@ -181,7 +181,9 @@ async def stream(
     sessions = request.app.state.sessions
     # A turn this process is writing knows its player: no database read before the first byte.
     live = _live_turn(request, game_id, message_id)
-    if live is not None and live.finished:  # finished: the stored turn is the truth
+    # Finished: the stored turn is the truth. Unless it could not be stored: then this live
+    # turn is all there is, and its `done` leads the page to the fragment that says so.
+    if live is not None and live.finished and not live.failure:
         live = None
     is_live = live is not None
     if live is None:
