@@ -401,7 +401,9 @@ class TurnService:
 
         `wait=False` returns before the commit, for a caller that only follows the live turn
         (its stream needs no row): under load, commits queue and the narration need not wait
-        for them. A commit that fails then ends the live turn with `live.failure`.
+        for them. A commit that fails then ends the live turn with `live.failure`. When other
+        processes share the database it always waits: a stream or the next page may be served
+        by one of them, and they only know the turn by its row.
         """
         live = self.hub.open(plan.reply_id, plan.game_id, game.player_id)
         live.task = asyncio.create_task(self._generate(plan), name=f"turn-{plan.reply_id}")
@@ -444,7 +446,7 @@ class TurnService:
         if not new_game:  # as committed: the request's session has nothing to write
             for key, value in head.items():
                 set_committed_value(game, key, value)
-        if wait or new_game:
+        if wait or new_game or self.fanout is not None:
             # Hold no connection while waiting: the batch writer needs one from the same pool,
             # and a burst of posts would otherwise hold them all. Only reads happened here, so
             # this commit writes nothing; the loaded rows stay usable (no expiry on commit).

@@ -133,10 +133,8 @@ async def post_turn(request: Request, repo: GameRepo, game_id: str) -> Response:
         text=str(form.get("action", "")),
         choice_id=str(form.get("choice", "")),
         head=head,
-        # htmx follows the live turn, which needs no row: answer without waiting for the
-        # commit. Not when other processes share the database: the stream or the next page may
-        # be served by one of them, and they only know the turn by its row.
-        wait=not _is_htmx(request) or turns.fanout is not None,
+        # htmx follows the live turn, which needs no row: answer without waiting for the commit.
+        wait=not _is_htmx(request),
     )
     if not _is_htmx(request):
         return Redirect(f"/games/{game.id}", status_code=303)
