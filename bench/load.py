@@ -113,6 +113,10 @@ async def play(
         return errors
 
 
+# The game's own throughput is measured: no per-player limit, no cap on turns at once.
+UNCAPPED = {"CHATGAME_TURN_RATE": "off", "CHATGAME_MAX_MODEL_CALLS": "100000"}
+
+
 async def run_players(apps: list[str], players: int, turns: int) -> dict:
     latencies: list[float] = []
     failures: list[str] = []
@@ -192,7 +196,7 @@ def main() -> int:
         results.append(
             run_setup(
                 "sqlite, 1 process",
-                [make_server(tmp / "sqlite", CHATGAME_TURN_RATE="off")],
+                [make_server(tmp / "sqlite", **UNCAPPED)],
                 worker=False,
                 players=args.players,
                 turns=args.turns,
@@ -200,7 +204,7 @@ def main() -> int:
         )
         url = asyncio.run(create_database(args.postgres_url))
         shared = {
-            "CHATGAME_TURN_RATE": "off",
+            **UNCAPPED,
             "CHATGAME_DATABASE_URL": url,
             "CHATGAME_SECRET_KEY": "bench-cluster",
             "CHATGAME_IMAGE_DIR": str(tmp / "images"),

@@ -222,6 +222,7 @@ def main() -> int:
         CHATGAME_OPENAI_BASE_URL=fake.base_url("openai"),
         CHATGAME_READ_TIMEOUT="120",
         CHATGAME_TURN_RATE="off",  # the benchmark plays far faster than a person
+        CHATGAME_MAX_MODEL_CALLS="100000",  # and starts 100 turns at once
     ).start()
     results = []
     try:

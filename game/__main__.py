@@ -10,6 +10,7 @@ import sys
 
 import uvicorn
 
+from game.redact import RedactingFormatter, mask_url
 from game.settings import Settings, SettingsError, load_settings
 
 
@@ -20,7 +21,7 @@ def doctor(settings: Settings) -> int:
     if not settings.openai_base_url:
         print("No backend configured (CHATGAME_OPENAI_BASE_URL is empty): the mock narrator plays.")
         return 0
-    shown = settings.public_openai_base_url or settings.openai_base_url
+    shown = mask_url(settings.public_openai_base_url or settings.openai_base_url)
     print(f"Probing {shown} (chat model {settings.chat_model!r}) ...", flush=True)
     caps = run_probe(
         settings.openai_base_url, settings.openai_api_key, settings.chat_model, settings.image_model
@@ -101,6 +102,31 @@ async def run_seed(settings: Settings, games: int, turns: int, player: str) -> i
     return 0
 
 
+def proxy_options(settings: Settings) -> dict[str, object]:
+    """Believe X-Forwarded-For/-Proto only from CHATGAME_TRUSTED_PROXIES (none by default).
+
+    Uvicorn would otherwise trust them from 127.0.0.1, so any local process could pose as
+    any address (and walk past the login throttle) or as https.
+    """
+    trusted = settings.trusted_proxy_list
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
+
+
+def setup_logging(settings: Settings) -> None:
+    """Log lines to stderr, with the key, the passwords and URL credentials masked."""
+    secrets = [
+        settings.openai_api_key,
+        settings.password,
+        settings.operator_password,
+        settings.secret_key,
+    ]
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s", secrets))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m game", description="Arcadia, an LLM roleplay game."
@@ -129,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         return doctor(settings)
     if args.command == "worker":
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        setup_logging(settings)
         logging.getLogger("httpx2").setLevel(logging.WARNING)  # a line per model request
         asyncio.run(run_worker(settings))
         return 0
@@ -141,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if problem := settings.bind_problem():
             print(problem, file=sys.stderr)
             return 2
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        setup_logging(settings)
         if args.reload:  # developer mode: code, templates, static files and content reload
             print(f"Arcadia (reloading) on http://{settings.host}:{settings.port}", flush=True)
             uvicorn.run(
@@ -150,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                 host=settings.host,
                 port=settings.port,
                 log_level="warning",
+                log_config=None,  # uvicorn's lines go through our redacting handler
+                **proxy_options(settings),
                 reload=True,
                 reload_dirs=["game", "templates", "static"],
                 reload_includes=["*.py", "*.html", "*.css", "*.js", "*.toml", "*.j2"],
@@ -165,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            log_config=None,  # uvicorn's lines go through our redacting handler
+            **proxy_options(settings),
             timeout_graceful_shutdown=10,
         )
     return 0

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from litestar import Litestar
-from litestar.config.csrf import CSRFConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.static_files import create_static_files_router
@@ -30,6 +29,7 @@ from game.play.turns import TurnService
 from game.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 from game.store.db import make_engine, make_sessionmaker, migrate
 from game.store.instances import Instance
+from game.store.private_files import private_dir, write_private
 from game.web import (
     art_pages,
     characters,
@@ -41,6 +41,8 @@ from game.web import (
     story,
     workbench,
 )
+from game.web.csrf import PlayerCSRF
+from game.web.headers import security_headers
 from game.web.hosts import HostGuard, HostPolicy
 from game.web.players import player_middleware
 from game.web.ratelimit import rate_limits
@@ -54,10 +56,9 @@ def secret_key(settings: Settings) -> str:
     if settings.secret_key:
         return settings.secret_key
     path = settings.db_path.parent / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_hex(32).encode())
     return path.read_text().strip()
 
 
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         provider=provider,
         hub=hub,
         max_action_chars=settings.max_action_chars,
+        max_model_calls=settings.max_model_calls,
         context_tokens=settings.context_tokens,
         art=art,
         instance=instance,
@@ -184,11 +186,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # the login gate and the per-player limits need the player id
         middleware=[
             HostGuard(HostPolicy(settings)),
-            player_middleware(key),
+            player_middleware(key, settings.secure_cookies),
             *([login.LoginGate(key, settings.password)] if settings.password else []),
+            PlayerCSRF(key),
             *rate_limits(settings),
         ],
-        csrf_config=CSRFConfig(secret=key, cookie_name="arcadia_csrf", cookie_samesite="strict"),
+        before_send=[security_headers(settings)],
         template_config=TemplateConfig(instance=template_engine),
         exception_handlers=errors.handlers,
         state=State(

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from game.redact import mask_url
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -43,6 +45,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 class SettingsError(SystemExit):
     """Raised at start-up when a variable has an invalid value."""
 
@@ -60,10 +66,17 @@ class Settings(BaseSettings):
     secret_key: str = ""  # signs player cookies; generated and kept under .data/ when empty
     password: str = ""  # players log in with it; required to bind anything but loopback
     allowed_hosts: str = ""  # comma list of Host names besides loopback (allowed_host_names)
+    # comma list of proxy addresses (IPs or networks) whose X-Forwarded-For/-Proto are believed
+    trusted_proxies: str = ""
+    secure_cookies: bool = False  # cookies get Secure (so they do behind a trusted https proxy)
+    frame_ancestors: str = ""  # CSP frame-ancestors sources that may embed the game; empty: none
+    # may change the chat and image model on /about when the game is not on loopback-only
+    operator_password: str = ""
 
     # Rate limits per player ("N/unit" or "off"); kept in this process's memory
     turn_rate: str = "30/minute"  # posting actions and writing turns again
     upload_rate: str = "10/minute"  # multipart form posts (file uploads)
+    max_model_calls: int = Field(64, ge=1, le=100_000)  # turns written at once in this process
 
     # Storage
     db_path: Path = PROJECT_ROOT / ".data" / "arcadia.sqlite"
@@ -107,6 +120,24 @@ class Settings(BaseSettings):
 
         if value not in SCENARIOS:
             raise ValueError(f"must be one of: {', '.join(SCENARIOS)}")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        for item in _items(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _valid_ancestors(cls, value: str) -> str:
+        # each source goes into a header: nothing that could end the directive or the header
+        if any(not re.fullmatch(r"[A-Za-z0-9.:/*'_-]+", item) for item in value.split()):
+            raise ValueError("must be CSP sources separated by spaces, e.g. https://portal.example")
         return value
 
     @field_validator("turn_rate", "upload_rate")
@@ -170,6 +201,16 @@ class Settings(BaseSettings):
         return names, wildcard
 
     @property
+    def trusted_proxy_list(self) -> list[str]:
+        """CHATGAME_TRUSTED_PROXIES as a list (empty: proxy headers are never believed)."""
+        return _items(self.trusted_proxies)
+
+    @property
+    def operator_on_loopback(self) -> bool:
+        """Whether everyone who can open the game is the operator: loopback, no password."""
+        return is_loopback(self.host) and not self.password
+
+    @property
     def turn_limit(self) -> tuple[RateUnit, int] | None:
         return parse_rate(self.turn_rate)
 
@@ -181,8 +222,7 @@ class Settings(BaseSettings):
         """The configuration as shown on the about page: never the API key."""
         return {
             "Mode": str(self.ai_mode),
-            "Backend": self.public_openai_base_url
-            or self.openai_base_url
+            "Backend": mask_url(self.public_openai_base_url or self.openai_base_url)
             or "(none: mock narrator)",
             "API key": "set" if self.openai_api_key else "not set",
             "Configured chat model": self.chat_model,
@@ -193,6 +233,7 @@ class Settings(BaseSettings):
             "Login": "password required" if self.password else "none (this machine only)",
             "Turn limit": f"{self.turn_rate} per player",
             "Upload limit": f"{self.upload_rate} per player",
+            "Turns written at once": f"up to {self.max_model_calls} (this process)",
         }
 
 

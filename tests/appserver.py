@@ -100,6 +100,7 @@ class Player:
 
     server: Server
     client: httpx.Client = field(init=False)
+    _csrf: str = ""
 
     def __post_init__(self) -> None:
         self.client = httpx.Client(base_url=self.server.url, timeout=30, follow_redirects=False)
@@ -108,11 +109,13 @@ class Player:
         return self.client.get(path, **kw)
 
     def csrf(self) -> str:
-        token = self.client.cookies.get("arcadia_csrf")
-        if token is None:
-            page = self.get("/games/new").text
-            token = _CSRF_FIELD.search(page).group(1)  # type: ignore[union-attr]
-        return token
+        """This player's CSRF token, as a page shows it (it is bound to the player cookie)."""
+        if not self._csrf or "arcadia_player" not in self.client.cookies:
+            page = self.get("/games/new")
+            if page.status_code != 200:  # locked by the password: the login page has it too
+                page = self.get("/login")
+            self._csrf = _CSRF_FIELD.search(page.text).group(1)  # type: ignore[union-attr]
+        return self._csrf
 
     def post(
         self, path: str, data: dict | None = None, *, htmx: bool = False, csrf: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,15 @@ def own_server(tmp_path: Path) -> Iterator[Server]:
     srv = make_server(tmp_path)
     yield srv
     srv.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No CHATGAME_* variables or .env file from the machine running the tests."""
+    for name in list(os.environ):
+        if name.startswith("CHATGAME_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

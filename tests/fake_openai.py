@@ -321,8 +321,8 @@ async def images(profile: str, body: dict[str, Any], send: Any, host: str) -> No
         name = f"img{next(_ids)}.png"
         files[name] = png_bytes(body["prompt"])
         link = {
-            "url": f"http://{host}/files/{name}",
-            "relative": f"/v1/chatgpt/files/f{name.split('.')[0]}/{name}",
+            "url": f"http://{host}/{profile}/v1/files/{name}",
+            "relative": f"/{profile}/v1/chatgpt/files/f{name.split('.')[0]}/{name}",
             "foreign": f"http://203.0.113.9/files/{name}",
         }[kind]
         await send_json(send, 200, {"created": 1, "data": [{"url": link, "download_url": link}]})
@@ -362,7 +362,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send_json(send, 200, {"ok": True})
         return
 
-    file = re.fullmatch(r"(?:/files|/v1/chatgpt/files/\w+)/(\w+\.png)", path)
+    # a profile's files, as bridges serve them under their base URL
+    file = re.fullmatch(r"/[\w-]+/v1/(?:files|chatgpt/files/\w+)/(\w+\.png)", path)
     if file:
         log.append({"profile": "files", "method": method, "route": path, "body": {}})
         await send(

@@ -274,12 +274,14 @@ def test_markdown_images_in_a_chat_reply_become_scene_art(
         player = Player(server)
         game = player.new_game()
         player.finish_turn(game)
-        link = f"{fake_backend.url}/files/markdown1.png"
+        link = f"{fake_backend.url}/chat2api/v1/files/markdown1.png"
         fake_backend.script("chat2api", content=turn_json("look") + f"\n\n![image]({link})")
         player.post(f"/games/{game}/turns", {"choice": "c0"})
         narration = player.finish_turn(game)
         assert "![image]" not in narration
         wait_for_art(player, game, "scene__picture")
-        assert any(r["route"] == "/files/markdown1.png" for r in fake_backend.log("files"))
+        assert any(
+            r["route"] == "/chat2api/v1/files/markdown1.png" for r in fake_backend.log("files")
+        )
     finally:
         server.stop()

@@ -15,7 +15,7 @@ import random
 import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx2
 import openai
@@ -150,6 +150,18 @@ class MockPainter:
         return data, verify_image(data)
 
 
+FILES_PATHS = ("/files/", "/chatgpt/files/")  # under the base URL: where bridges serve pictures
+
+
+def picture_path_allowed(base_path: str, path: str) -> bool:
+    """Whether a picture link's path is inside the backend's files, with no way out of it."""
+    decoded = unquote(unquote(path)).replace("\\", "/")
+    if any(segment in (".", "..") for segment in decoded.split("/")):
+        return False
+    prefix = base_path.rstrip("/")
+    return any(path.startswith(prefix + files) for files in FILES_PATHS)
+
+
 class OpenAIPainter:
     """`images.generate` on the configured backend, tolerant of every bridge's answer shape."""
 
@@ -210,13 +222,20 @@ class OpenAIPainter:
         return data, verify_image(data)
 
     async def fetch(self, link: str) -> bytes:
-        """Download a picture link; only from the backend's own host, with a size cap."""
+        """Download a picture link; only from the backend's own files path, with a size cap.
+
+        The request carries the API key, so a link from a reply (untrusted text) must not be
+        able to reach anything else on the backend's host: no other host, no path outside
+        `{base}/files/` or `{base}/chatgpt/files/`, no dot segments (also percent-encoded).
+        """
         url = urljoin(self.base_url, link)
         base, target = urlsplit(self.base_url), urlsplit(url)
         if (target.scheme, target.hostname, target.port) != (base.scheme, base.hostname, base.port):
             raise PaintError(
                 f"The picture link points at another host ({target.hostname}); not fetched."
             )
+        if not picture_path_allowed(base.path, target.path):
+            raise PaintError("The picture link points outside the backend's files; not fetched.")
         headers = {"Authorization": f"Bearer {self.client.api_key}"}
         async with (
             httpx2.AsyncClient(timeout=60, follow_redirects=False) as http,

@@ -22,6 +22,7 @@ from game.ai.painters import Painter, PaintError
 from game.play.catalog import World
 from game.store.instances import Instance
 from game.store.models import ArtJob, Game, new_id, utcnow
+from game.store.private_files import private_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class ArtService:
             return recovered
 
     def start(self) -> None:
-        self.image_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.image_dir)
         self._workers = [
             asyncio.create_task(self._work(), name=f"art-worker-{n}")
             for n in range(self.concurrency)
@@ -243,7 +244,7 @@ class ArtService:
         if path.exists():
             return
         tmp = self.image_dir / f".{job_id}.part"  # unique per job: concurrent equal pictures
-        tmp.write_bytes(data)
+        write_private(tmp, data)
         tmp.replace(path)
 
     async def _scenario_of(self, game_id: str) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from game.ai.capabilities import Capabilities, probe
 from game.ai.openai_compat import OpenAICompatProvider, bare_model_id
 from game.ai.painters import OpenAIPainter, Painter
+from game.redact import mask_url
 from game.settings import Settings
 from game.store.models import BackendCapabilities, utcnow
 
@@ -60,7 +61,7 @@ class BackendService:
                 row.data, row.checked_at = caps.to_json(), utcnow()
             await session.commit()
         provider.capabilities = caps
-        log.info("backend %s: %s", self.base_url, caps.rows())
+        log.info("backend %s: %s", mask_url(self.base_url), caps.rows())
         return caps
 
     # ---- models chosen on the settings page ------------------------------------------------

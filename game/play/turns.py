@@ -79,12 +79,17 @@ class TurnPlan:
     lost: bool = False  # its rows could not be written: nothing of it is stored
 
 
-class TurnRejected(ValueError):
-    """The player's request cannot start a turn; `status` is the HTTP status to answer with."""
+BUSY_RETRY_SECONDS = 5  # Retry-After when this process writes as many turns as it may
 
-    def __init__(self, message: str, status: int = 400) -> None:
+
+class TurnRejected(ValueError):
+    """The player's request cannot start a turn; `status` is the HTTP status to answer with,
+    `retry_after` (seconds) when trying again later can succeed."""
+
+    def __init__(self, message: str, status: int = 400, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -96,6 +101,7 @@ class TurnService:
     provider: Provider
     hub: TurnHub
     max_action_chars: int = 2000
+    max_model_calls: int = 64  # turns written at once by this process (each a model call)
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
     art: ArtService | None = None
     instance: Instance | None = None  # this process, as owner of the turns it writes
@@ -405,6 +411,7 @@ class TurnService:
         processes share the database it always waits: a stream or the next page may be served
         by one of them, and they only know the turn by its row.
         """
+        self._ensure_capacity()
         live = self.hub.open(plan.reply_id, plan.game_id, game.player_id)
         live.task = asyncio.create_task(self._generate(plan), name=f"turn-{plan.reply_id}")
         # The model's first words are the long pole: let its request leave before the
@@ -455,6 +462,17 @@ class TurnService:
         elif not written.done():
             self._saving[plan.game_id] = written
             written.add_done_callback(lambda _: self._saving.pop(plan.game_id, None))
+
+    def _ensure_capacity(self) -> None:
+        """Refuse a new turn while this process writes as many as it may (nothing is written:
+        the request's rows are not committed)."""
+        if len(self.hub.running()) >= self.max_model_calls:
+            raise TurnRejected(
+                "The narrator is busy with other players' turns right now. Nothing was changed; "
+                f"try again in {BUSY_RETRY_SECONDS} seconds.",
+                429,
+                retry_after=BUSY_RETRY_SECONDS,
+            )
 
     async def saved(self, game_id: str) -> None:
         """Wait until the game's turn being started here is committed (or failed to be).

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from game.settings import Settings
+from game.store.private_files import private_database
 from game.store.sqlite_inline import inline_creator
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -29,7 +30,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         return create_async_engine(
             settings.sqlalchemy_url, pool_pre_ping=True, pool_size=10, max_overflow=20
         )
-    settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+    private_database(settings.db_path)
     # Each request may hold a connection while it queues for the single SQLite writer, so the
     # pool must cover the requests in flight. Kept open: opening one per request (four
     # pragmas) costs more than the query. Calls run on the loop's thread (sqlite_inline.py).

@@ -180,6 +180,7 @@ async def delete_character(library: LibraryRepo, character_id: str) -> Redirect:
     "/characters/{character_id:str}/play",
     name="play_character",
     dependencies={"library": provide_library, "repo": provide_repo},
+    opt={"rate_limit": "turn"},  # the narrator may write the opening
 )
 async def play_character(
     request: Request, library: LibraryRepo, repo: GameRepo, character_id: str

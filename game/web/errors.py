@@ -82,7 +82,8 @@ def _too_many(request: Request, exc: TooManyRequestsException) -> Response:
 
 
 def _rejected(request: Request, exc: TurnRejected) -> Response:
-    return error_response(request, exc.status, str(exc))
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return error_response(request, exc.status, str(exc), headers)
 
 
 def _card(request: Request, exc: CardError) -> Response:

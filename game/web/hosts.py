@@ -1,8 +1,9 @@
 """The Host / Origin allow-list: defeats DNS rebinding and cross-site posts.
 
 A page on a hostile domain can point its own name at this server (DNS rebinding); its requests
-then carry that domain in `Host`, which is not on the list, so they get 400. State-changing
-requests from another site carry its name in `Origin` (or `Referer`) and get 403.
+then carry that domain in `Host`, which is not on the list, so they get 400. A state-changing
+request whose `Origin` (or `Referer`) is not exactly the game's own origin (scheme, host and
+port) gets 403.
 
 Litestar's AllowedHostsMiddleware answers a bare JSON body and does not look at Origin or
 Referer, so this small middleware does both and lets the error handlers render a readable page.
@@ -52,7 +53,7 @@ class HostPolicy:
 
 
 class HostGuard(ASGIMiddleware):
-    """400 for a Host not on the list; 403 for a state-changing request from another site."""
+    """400 for a Host not on the list; 403 for a state-changing request from another origin."""
 
     scopes = (ScopeType.HTTP,)
 
@@ -70,21 +71,29 @@ class HostGuard(ASGIMiddleware):
             )
         if scope["method"] not in SAFE_METHODS:
             source = headers.get(b"origin") or headers.get(b"referer")
-            if source is not None and not self._same_site(source.decode("latin-1"), name, port):
+            own = (scope.get("scheme", "http"), name, _port(scope.get("scheme", "http"), port))
+            if source is not None and _origin(source.decode("latin-1")) != own:
                 raise PermissionDeniedException(
                     "This request came from another site, so it was refused. "
                     "Go back to the game's own page and try again."
                 )
         await next_app(scope, receive, send)
 
-    def _same_site(self, source: str, name: str | None, port: int | None) -> bool:
-        """Whether an Origin or Referer names an allowed host. On the request's own host name
-        the port must match too: another app on this machine is another site."""
-        try:
-            netloc = urlsplit(source).netloc
-        except ValueError:
-            return False
-        source_name, source_port = host_and_port(netloc)
-        if not self.policy.allows(source_name):
-            return False
-        return source_name != name or source_port == port
+
+def _port(scheme: str, port: int | None) -> int | None:
+    return port if port is not None else {"http": 80, "https": 443}.get(scheme)
+
+
+def _origin(source: str) -> tuple[str, str | None, int | None] | None:
+    """The (scheme, host, port) an Origin or Referer names; None when it names none.
+
+    A state-changing request must come from exactly the game's own origin: another port of
+    this machine is another app, and http is not https.
+    """
+    try:
+        url = urlsplit(source)
+    except ValueError:
+        return None
+    name, port = host_and_port(url.netloc)
+    scheme = url.scheme.lower()
+    return scheme, name, _port(scheme, port)

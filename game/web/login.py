@@ -24,7 +24,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from game.settings import Settings
 from game.web.pages import local_path
-from game.web.players import cookie_value
+from game.web.passwords import password_matches
+from game.web.players import cookie_value, wants_secure
 
 UNLOCK_COOKIE = "arcadia_unlock"
 UNLOCK_MAX_AGE = 60 * 60 * 24 * 30
@@ -36,13 +37,6 @@ def unlock_token(player_id: str, secret: str, password: str) -> str:
     fingerprint = hashlib.sha256(password.encode()).hexdigest()
     message = f"unlock:{player_id}:{fingerprint}".encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def password_matches(given: str, password: str) -> bool:
-    """Constant-time comparison (of digests, so length and non-ASCII text leak nothing)."""
-    return hmac.compare_digest(
-        hashlib.sha256(given.encode()).digest(), hashlib.sha256(password.encode()).digest()
-    )
 
 
 def _login_url(scope: Scope, hx_current_url: str | None) -> str:
@@ -114,7 +108,12 @@ async def log_in(request: Request) -> Template | Redirect:
         request.scope["state"]["player_id"], request.app.state.secret_key, settings.password
     )
     cookie = Cookie(
-        key=UNLOCK_COOKIE, value=token, max_age=UNLOCK_MAX_AGE, httponly=True, samesite="lax"
+        key=UNLOCK_COOKIE,
+        value=token,
+        max_age=UNLOCK_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=wants_secure(request.scope, settings.secure_cookies),
     )
     return Redirect(next_path, status_code=303, cookies=[cookie])
 

@@ -17,6 +17,7 @@ from game.settings import Settings
 from game.store.library import LibraryRepo
 from game.store.models import Game
 from game.store.repo import GameRepo
+from game.web.passwords import may_change_backend
 
 
 async def provide_repo(request: Request) -> AsyncIterator[GameRepo]:
@@ -69,12 +70,14 @@ async def about(request: Request) -> Template:
             "caps": caps,
             "live": settings.ai_mode == "live",
             "models": model_choice(request) if settings.ai_mode == "live" else None,
+            "models_open": settings.operator_on_loopback,
+            "operator_password": bool(settings.operator_password),
             "player_id": request.scope["state"]["player_id"],
         },
     )
 
 
-@post("/about/probe", name="probe_backend")
+@post("/about/probe", name="probe_backend", opt={"rate_limit": "turn"})
 async def probe_backend(request: Request) -> Response:
     """Run the capability probe against the configured backend ("Test connection")."""
     provider = request.app.state.turns.provider
@@ -93,6 +96,12 @@ async def choose_models(request: Request) -> Response:
     if not isinstance(provider, OpenAICompatProvider):
         raise TurnRejected("No backend is configured: the mock narrator has no models.", 409)
     form = await request.form()
+    if not may_change_backend(request.app.state.settings, form.get("operator_password")):
+        raise TurnRejected(
+            "Only the operator can change the models: set CHATGAME_CHAT_MODEL and "
+            "CHATGAME_IMAGE_MODEL, or give the operator password (CHATGAME_OPERATOR_PASSWORD).",
+            403,
+        )
     chat, image = str(form.get("chat_model", "")).strip(), str(form.get("image_model", "")).strip()
     try:
         await request.app.state.backends.choose_models(
@@ -118,7 +127,12 @@ async def new_game(request: Request, repo: GameRepo) -> Template:
     )
 
 
-@post("/games", name="create_game", dependencies={"repo": provide_repo})
+@post(
+    "/games",
+    name="create_game",
+    dependencies={"repo": provide_repo},
+    opt={"rate_limit": "turn"},  # it writes the opening turn
+)
 async def create(request: Request, repo: GameRepo) -> Redirect:
     form = await request.form()
     fields = {

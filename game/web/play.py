@@ -21,6 +21,7 @@ from game.play.turns import TurnRejected, TurnService
 from game.store.models import Game, Message
 from game.store.repo import Alternatives, GameRepo
 from game.web.art_pages import art_view
+from game.web.headers import PRIVATE
 from game.web.pages import load_game, provide_repo
 from game.web.timing import server_timing
 
@@ -231,7 +232,8 @@ async def stream(
                 await asyncio.sleep(POLL_SECONDS)
         yield ServerSentEventMessage(data="end", event="done")
 
-    return ServerSentEvent(events(), retry_duration=1000, headers={"Cache-Control": "no-store"})
+    # Litestar's SSE default is "no-cache"; a player's story is kept by no cache at all
+    return ServerSentEvent(events(), retry_duration=1000, headers={"Cache-Control": PRIVATE})
 
 
 @post(

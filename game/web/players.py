@@ -42,6 +42,12 @@ def cookie_value(scope: Scope, name: str) -> str | None:
     return None
 
 
+def wants_secure(scope: Scope, always: bool) -> bool:
+    """Whether cookies set on this response get `Secure`: CHATGAME_SECURE_COOKIES, or a request
+    that arrived over https (seen through a trusted TLS proxy's X-Forwarded-Proto)."""
+    return always or scope.get("scheme") == "https"
+
+
 def player_middleware(secret: str, secure: bool = False):  # type: ignore[no-untyped-def]
     """Build the middleware factory for Litestar's `middleware=[...]`."""
 
@@ -66,7 +72,7 @@ def player_middleware(secret: str, secure: bool = False):  # type: ignore[no-unt
                 if message["type"] == "http.response.start":
                     cookie = (
                         f"{COOKIE}={sign(player_id, secret)}; Path=/; Max-Age={MAX_AGE}; "
-                        f"HttpOnly; SameSite=Lax{'; Secure' if secure else ''}"
+                        f"HttpOnly; SameSite=Lax{'; Secure' if wants_secure(scope, secure) else ''}"
                     )
                     message["headers"] = [
                         *message.get("headers", []),

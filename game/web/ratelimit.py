@@ -46,20 +46,26 @@ def is_login_attempt(request: Request[Any, Any, Any]) -> bool:
 
 
 def limited_kind(request: Request[Any, Any, Any]) -> str:
-    """Which limit a request counts against (for the 429 message)."""
-    if is_turn(request):
-        return "turn"
-    if is_upload(request):
-        return "upload"
-    return "login" if is_login_attempt(request) else "other"
+    """Which limit refused the request (for the 429 message): the last one that counted it,
+    as the limits are checked in order and the first one over stops the request."""
+    return request.scope["state"].get(KIND_KEY, "other")
 
 
-def _on_the_loop(counts: Callable[[Request[Any, Any, Any]], bool]) -> Any:
-    """`counts` as a coroutine function: Litestar sends a plain function to a thread pool,
-    a thread hop per request for a check that reads one header."""
+KIND_KEY = "rate_limit_kind"
+
+
+def _counter(kind: str, counts: Callable[[Request[Any, Any, Any]], bool]) -> Any:
+    """`counts` as a coroutine function that notes which limit counted the request.
+
+    A coroutine: Litestar sends a plain function to a thread pool, a thread hop per request
+    for a check that reads one header.
+    """
 
     async def check(request: Request[Any, Any, Any]) -> bool:
-        return counts(request)
+        if counts(request):
+            request.scope["state"][KIND_KEY] = kind
+            return True
+        return False
 
     return check
 
@@ -74,7 +80,7 @@ def rate_limits(settings: Settings) -> list[DefineMiddleware]:
     return [
         RateLimitConfig(
             rate_limit=rate,
-            check_throttle_handler=_on_the_loop(counts),
+            check_throttle_handler=_counter(kind, counts),
             identifier_for_request=identify,
             store=f"rate_limit_{kind}",
         ).middleware

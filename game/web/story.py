@@ -84,7 +84,7 @@ async def export_markdown(request: Request, repo: GameRepo, game_id: str) -> Res
     )
     return Response(
         content=text,
-        media_type="text/markdown; charset=utf-8",
+        media_type="text/markdown",  # Litestar adds "; charset=utf-8" to text types
         headers={"Content-Disposition": f'attachment; filename="{_download_name(game, "md")}"'},
     )
 

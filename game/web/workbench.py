@@ -16,6 +16,7 @@ from litestar.response import Response, Template
 from game.ai.mock import SCENARIOS
 from game.ai.painters import paint_mock_picture
 from game.play.state import StoryState
+from game.web.headers import EMBEDDABLE
 
 GAME = SimpleNamespace(id="workbench", player_name="Mara Quill", head_id="head", title="Sample")
 LONG = (
@@ -159,7 +160,7 @@ async def workbench(request: Request) -> Template:
     )
 
 
-@get("/workbench/sample/{name:str}", name="workbench_sample")
+@get("/workbench/sample/{name:str}", name="workbench_sample", opt={EMBEDDABLE: True})
 async def sample(request: Request, name: str) -> Template:
     _mock_only(request)
     if name not in SAMPLES:

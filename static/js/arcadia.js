@@ -92,6 +92,19 @@
     document.querySelectorAll('[aria-disabled="true"]').forEach(function (b) { b.removeAttribute("aria-disabled"); });
   });
 
+  // A portrait that fails to load is hidden rather than shown broken (no inline onerror:
+  // the Content-Security-Policy allows no inline script).
+  function hideBroken(img) { img.style.visibility = "hidden"; }
+  document.addEventListener("error", function (event) {
+    const img = event.target;
+    if (img.tagName === "IMG" && img.hasAttribute("data-hide-if-broken")) hideBroken(img);
+  }, true);
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("img[data-hide-if-broken]").forEach(function (img) {
+      if (img.complete && img.naturalWidth === 0) hideBroken(img);
+    });
+  });
+
   // New game: choosing a world selects its first route, so the form stays consistent.
   document.addEventListener("change", function (event) {
     const input = event.target;

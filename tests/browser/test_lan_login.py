@@ -20,7 +20,7 @@ def lan_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tmp_path_factory.mktemp("browser-lan"),
         CHATGAME_HOST="0.0.0.0",
         CHATGAME_PASSWORD=PASSWORD,
-        CHATGAME_TURN_RATE="1/minute",
+        CHATGAME_TURN_RATE="2/minute",  # the new game and one action
     ).start()
     yield srv
     srv.stop()
@@ -68,7 +68,7 @@ def test_turn_limit_and_log_out(browser, lan_server: Server) -> None:  # type: i
     page.get_by_role("button", name="Send").click()
     flash = page.locator(".flash--error")
     expect(flash).to_contain_text("Slow down.")
-    expect(flash).to_contain_text("at most 1 per minute")
+    expect(flash).to_contain_text("at most 2 per minute")
     expect(log.locator(".msg--player", has_text="I shout.")).to_have_count(0)
     screenshot(page, "turn-limit-desktop")
 
