@@ -134,6 +134,11 @@ def test_card_games_and_the_probe_count_against_the_turn_limit(limited: Server) 
     prober = Player(limited)
     statuses = [prober.post("/about/probe", htmx=True).status_code for _ in range(4)]
     assert statuses == [409, 409, 409, 429]  # mock mode has nothing to probe, but it counts
+    painter = Player(limited)
+    game = painter.new_game()
+    painter.finish_turn(game)
+    statuses = [painter.post(f"/games/{game}/art", htmx=True).status_code for _ in range(3)]
+    assert statuses[-1] == 429  # a picture is model work too
 
 
 def test_the_process_writes_at_most_so_many_turns_at_once(own_server: Server) -> None:

@@ -50,7 +50,12 @@ async def art_panel(request: Request, repo: GameRepo, game_id: str) -> Template:
     return Template("_art.html", context=await art_view(request, repo, game))
 
 
-@post("/games/{game_id:str}/art", name="paint", dependencies={"repo": provide_repo})
+@post(
+    "/games/{game_id:str}/art",
+    name="paint",
+    dependencies={"repo": provide_repo},
+    opt={"rate_limit": "turn"},  # a picture is a (paid) model call too
+)
 async def paint(request: Request, repo: GameRepo, game_id: str) -> Response:
     """Paint this scene: queue a picture of the current scene, in any image mode."""
     game = await load_game(repo, game_id)
@@ -77,6 +82,7 @@ async def paint(request: Request, repo: GameRepo, game_id: str) -> Response:
     "/games/{game_id:str}/art/{job_id:str}/{action:str}",
     name="art_action",
     dependencies={"repo": provide_repo},
+    opt={"rate_limit": "turn"},  # retry paints again (cancel counts too: rare, and harmless)
 )
 async def art_action(
     request: Request, repo: GameRepo, game_id: str, job_id: str, action: str
