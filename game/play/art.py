@@ -289,6 +289,16 @@ class ArtService:
         if task is not None:
             task.cancel()
 
+    async def remove_files(self, names: set[str]) -> None:
+        """Delete picture files no job uses any more (off the event loop: there may be many)."""
+
+        def unlink() -> None:
+            for name in names:
+                (self.image_dir / Path(name).name).unlink(missing_ok=True)
+
+        if names:
+            await asyncio.to_thread(unlink)
+
     async def retry(self, job: ArtJob) -> None:
         """Queue a failed or cancelled job again."""
         async with self.sessions() as session:

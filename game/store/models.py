@@ -56,7 +56,10 @@ class Message(Base):
     """A node of the story tree: the player's action or the narrator's turn."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_game_parent", "game_id", "parent_id"),)
+    __table_args__ = (
+        Index("ix_messages_game_parent", "game_id", "parent_id"),
+        Index("ix_messages_parent", "parent_id"),  # children of a message; the foreign key
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     game_id: Mapped[str] = mapped_column(ForeignKey("games.id", ondelete="CASCADE"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -36,13 +37,19 @@ class GameRepo:
         self.session = session
         self.player_id = player_id
 
-    async def list_games(self) -> Sequence[Game]:
-        """The player's games, most recently played first."""
-        query = (
-            select(Game)
-            .where(Game.player_id == self.player_id)
-            .order_by(Game.updated_at.desc(), Game.id)
-        )
+    async def list_games(
+        self, limit: int, after: tuple[datetime, str] | None = None
+    ) -> Sequence[Game]:
+        """Up to `limit` of the player's games, most recently played first; with `after` (the
+        last shown game's updated_at and id), the ones after it. Served by the
+        (player_id, updated_at) index: a page costs the same however many games there are."""
+        query = select(Game).where(Game.player_id == self.player_id)
+        if after is not None:
+            when, game_id = after
+            query = query.where(
+                or_(Game.updated_at < when, and_(Game.updated_at == when, Game.id > game_id))
+            )
+        query = query.order_by(Game.updated_at.desc(), Game.id).limit(limit)
         return (await self.session.scalars(query)).all()
 
     async def get_game(self, game_id: str) -> Game | None:
@@ -149,12 +156,16 @@ class GameRepo:
             .where(Message.id == message.id, Message.game_id == game.id)
             .cte("below", recursive=True)
         )
-        below = below.union_all(select(Message.id).join(below, Message.parent_id == below.c.id))
+        below = below.union_all(
+            select(Message.id)
+            .join(below, Message.parent_id == below.c.id)
+            .where(Message.game_id == game.id)
+        )
         child = aliased(Message)
         query = (
             select(Message.id)
             .join(below, Message.id == below.c.id)
-            .where(~select(child.id).where(child.parent_id == Message.id).exists())
+            .where(~_children(child, Message).exists())
             .order_by(Message.created_at.desc(), Message.depth.desc())
             .limit(1)
         )
@@ -165,10 +176,7 @@ class GameRepo:
         child = aliased(Message)
         query = (
             select(Message)
-            .where(
-                Message.game_id == game.id,
-                ~select(child.id).where(child.parent_id == Message.id).exists(),
-            )
+            .where(Message.game_id == game.id, ~_children(child, Message).exists())
             .order_by(Message.created_at.desc(), Message.id)
             .limit(limit)
         )
@@ -208,18 +216,40 @@ class GameRepo:
         )
         return (await self.session.scalars(query)).first()
 
-    async def delete_game(self, game: Game) -> None:
-        await self.session.execute(update(Game).where(Game.id == game.id).values(head_id=None))
-        await self.session.execute(delete(Message).where(Message.game_id == game.id))
-        await self.session.delete(game)
+    async def delete_game(self, game: Game) -> set[str]:
+        """Delete the game, its messages and art jobs; returns the picture files that no other
+        game uses any more (for the caller to remove once this is committed).
 
-    async def count_games(self) -> int:
-        query = select(func.count()).select_from(Game).where(Game.player_id == self.player_id)
-        return int(await self.session.scalar(query) or 0)
+        The tree is unlinked first: deleting it linked would cascade parent to child, one
+        level of recursion per message, and a long game is deeper than any database allows.
+        """
+        images = set(
+            await self.session.scalars(
+                select(ArtJob.image).where(ArtJob.game_id == game.id, ArtJob.image != "")
+            )
+        )
+        await self.session.execute(update(Game).where(Game.id == game.id).values(head_id=None))
+        await self.session.execute(
+            update(Message).where(Message.game_id == game.id).values(parent_id=None)
+        )
+        await self.session.execute(delete(Message).where(Message.game_id == game.id))
+        await self.session.execute(delete(ArtJob).where(ArtJob.game_id == game.id))
+        await self.session.delete(game)
+        if not images:
+            return set()
+        shared = await self.session.scalars(
+            select(ArtJob.image).where(ArtJob.image.in_(images), ArtJob.game_id != game.id)
+        )
+        return images - set(shared)
 
     @staticmethod
     def touch(game: Game) -> None:
         game.updated_at = utcnow()
+
+
+def _children(child: Any, parent: Any) -> Select:
+    """The children of `parent` (an alias of Message), looked up by (game_id, parent_id)."""
+    return select(child.id).where(child.game_id == parent.game_id, child.parent_id == parent.id)
 
 
 class Alternatives(NamedTuple):

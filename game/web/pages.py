@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
@@ -40,13 +41,40 @@ def local_path(value: object, default: str = "/") -> str:
     return text if text.startswith("/") and not text.startswith("//") else default
 
 
+GAMES_PER_PAGE = 24
+
+
+def _cursor(game: Game) -> str:
+    """Where the next page of the home page starts: after this game."""
+    return f"{game.updated_at.isoformat()}~{game.id}"
+
+
+def _parse_cursor(value: str | None) -> tuple[datetime, str] | None:
+    """The (updated_at, id) a cursor names; None (the first page) for anything malformed."""
+    when, _, game_id = (value or "").partition("~")
+    try:
+        return datetime.fromisoformat(when), game_id
+    except ValueError:
+        return None
+
+
 @get("/", name="home", dependencies={"repo": provide_repo})
 async def home(request: Request, repo: GameRepo) -> Template:
+    """The player's games, a page at a time (most recently played first)."""
     catalog: Catalog = request.app.state.catalog
-    games = await repo.list_games()
+    after = _parse_cursor(request.query_params.get("after"))
+    games = list(await repo.list_games(GAMES_PER_PAGE + 1, after))
+    more = len(games) > GAMES_PER_PAGE
+    games = games[:GAMES_PER_PAGE]
     return Template(
         "pages/home.html",
-        context={"games": games, "catalog": catalog, "request": request},
+        context={
+            "games": games,
+            "catalog": catalog,
+            "request": request,
+            "next_page": _cursor(games[-1]) if more else None,
+            "paged": after is not None,
+        },
     )
 
 
@@ -173,8 +201,12 @@ async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     running = await repo.streaming_message(game)
     if running is not None:
         await request.app.state.turns.stop(repo, game, running)
-    await repo.delete_game(game)
+    for job in await repo.art_jobs(game, limit=5):
+        if job.active:  # a picture being painted must not land after the game is gone
+            await request.app.state.art.cancel(job)
+    unused = await repo.delete_game(game)
     await repo.session.commit()
+    await request.app.state.art.remove_files(unused)
     return Redirect("/", status_code=303)
 
 
