@@ -8,10 +8,12 @@ part of the spec (`extras`), so an import -> export -> import keeps every field.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from game.cards import CardError
+from game.untrusted import decode_json
 
 V2_SPEC, V3_SPEC = "chara_card_v2", "chara_card_v3"
 MAX_FIELD_CHARS = 200_000  # one text field; real cards stay far below
@@ -20,6 +22,7 @@ MAX_LIST_ITEMS = 500  # greetings, tags, ...
 MAX_ENTRIES = 5_000  # lorebook entries
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_NESTING = 64
+MAX_BOOK_NUMBER = 2**31 - 1  # orders, priorities, depths, budgets: 32-bit, as other apps keep
 
 V1_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
 TEXT_FIELDS = (
@@ -57,7 +60,7 @@ def loads(raw: bytes | str, what: str = "The card") -> Any:
         except UnicodeDecodeError:
             raise CardError(f"{what} is not UTF-8 text.") from None
     try:
-        value = json.loads(raw)
+        value = decode_json(raw)
     except json.JSONDecodeError as exc:
         raise CardError(
             f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
@@ -110,7 +113,17 @@ def _texts(value: Any) -> list[str]:
 def _number(value: Any, default: float | None = None) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return default
+    if isinstance(value, float) and not math.isfinite(value):  # NaN would break every sort
+        return default
     return value
+
+
+def _clamped(value: Any, default: float | None) -> Any:
+    """A lorebook number within ±MAX_BOOK_NUMBER, or `default` when it is not a number."""
+    number = _number(value)
+    if number is None:
+        return default
+    return max(-MAX_BOOK_NUMBER, min(number, MAX_BOOK_NUMBER))
 
 
 def spec_version(value: Any) -> float:
@@ -202,7 +215,7 @@ def normalise_book(book: dict[str, Any]) -> dict[str, Any]:
     out["extensions"] = book.get("extensions") if isinstance(book.get("extensions"), dict) else {}
     for key in ("scan_depth", "token_budget"):
         if key in book:
-            value = _number(book.get(key))
+            value = _clamped(book.get(key), None)
             out[key] = int(value) if value is not None else None
     return out
 
@@ -214,7 +227,7 @@ def normalise_entry(entry: dict[str, Any]) -> dict[str, Any]:
     out["content"] = _text(entry.get("content"))
     out["extensions"] = entry.get("extensions") if isinstance(entry.get("extensions"), dict) else {}
     out["enabled"] = entry.get("enabled") is not False
-    out["insertion_order"] = int(_number(entry.get("insertion_order"), 0))
+    out["insertion_order"] = int(_clamped(entry.get("insertion_order"), 0))
     for key in ("case_sensitive", "selective", "constant", "use_regex"):
         if key in entry:
             out[key] = bool(entry.get(key))
@@ -223,7 +236,7 @@ def normalise_entry(entry: dict[str, Any]) -> dict[str, Any]:
     if "position" in entry and entry.get("position") not in POSITIONS:
         out["position"] = "before_char"
     if "priority" in entry:
-        out["priority"] = _number(entry.get("priority"), 0)
+        out["priority"] = _clamped(entry.get("priority"), 0)
     return out
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from game.cards import CardError
 from game.cards.card import check_sizes
+from game.untrusted import decode_json
 
 MAX_LINES = 20_000
 MAX_SWIPES = 100
@@ -84,7 +85,7 @@ def parse_chat(payload: bytes) -> Chat:
     objects = []
     for number, row in enumerate(rows, 1):
         try:
-            obj = json.loads(row)
+            obj = decode_json(row)
         except (json.JSONDecodeError, RecursionError):
             raise CardError(f"Line {number} of the chat is not valid JSON.") from None
         if not isinstance(obj, dict):

@@ -21,6 +21,7 @@ from game.play.state import StoryState
 from game.play.turns import TurnRejected
 from game.store.models import Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
+from game.untrusted import decode_json
 
 FORMAT = "arcadia-game"
 VERSION = 1
@@ -47,7 +48,7 @@ class ExportedMessage(BaseModel):
 
     id: str = Field(min_length=1, max_length=64)
     parent_id: str | None = Field(None, max_length=64)
-    depth: int = Field(ge=0)
+    depth: int = Field(ge=0, le=MAX_MESSAGES)
     role: Literal["user", "assistant"]
     content: str = Field("", max_length=100_000)
     status: Literal["streaming", "done", "stopped", "failed", "interrupted"] = "done"
@@ -58,7 +59,7 @@ class ExportedMessage(BaseModel):
     scene: dict[str, Any] | None = None
     notice: str = Field("", max_length=2_000)
     memory: str = Field("", max_length=20_000)
-    memory_through: int = -1
+    memory_through: int = Field(-1, ge=-1, le=MAX_MESSAGES)
     created_at: datetime
 
 
@@ -71,7 +72,8 @@ class ExportedGame(BaseModel):
     cast_id: str
     player_name: str = Field(min_length=1, max_length=60)
     origin: str = Field("", max_length=2_000)
-    turn_count: int = Field(0, ge=0)
+    # Bounded: a database integer holds 64 bits, and a game has at most one turn per message.
+    turn_count: int = Field(0, ge=0, le=MAX_MESSAGES)
     image_mode: Literal["off", "suggest", "force"] = "suggest"
     mock_scenario: str = Field("", max_length=32)
     created_at: datetime
@@ -121,13 +123,19 @@ def parse_export(data: bytes, catalog: Catalog) -> ExportedTree:
     if len(data) > MAX_IMPORT_BYTES:
         raise TurnRejected("That file is too large to be an Arcadia game export.", 413)
     try:
-        tree = ExportedTree.model_validate_json(data)
+        tree = ExportedTree.model_validate(decode_json(data.decode("utf-8-sig")))
+    except UnicodeDecodeError:
+        raise TurnRejected("That is not an Arcadia game export (it is not UTF-8 text).") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise TurnRejected("That is not an Arcadia game export (it is not valid JSON).") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise TurnRejected(
             f"That is not an Arcadia game export ({where}: {first['msg']})."
         ) from None
+    if not tree.messages:
+        raise TurnRejected("This export holds no story: it has no messages to play.")
     g = tree.game
     route = catalog.routes.get(g.route_id)
     if g.world_id not in catalog.worlds or route is None or route.world != g.world_id:
@@ -155,6 +163,9 @@ def parse_export(data: bytes, catalog: Catalog) -> ExportedTree:
         seen[message.id] = message
     if tree.head_id is not None and tree.head_id not in seen:
         raise TurnRejected("The export's current turn is not part of its tree.")
+    if tree.head_id is None:  # no current turn: carry on where the story went furthest
+        deepest = max(enumerate(tree.messages), key=lambda pair: (pair[1].depth, pair[0]))
+        tree.head_id = deepest[1].id
     return tree
 
 

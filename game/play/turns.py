@@ -62,6 +62,9 @@ STOPPED_NOTICE = "You stopped the narrator here."
 INTERRUPTED_NOTICE = "The game stopped while this turn was being written."
 OPEN_WAIT_SECONDS = 0.01  # how long a turn's start lets its model request go first
 UNSAVED_NOTICE = "The game could not save this turn. Reload the page, then try again."
+UNANSWERED_NOTICE = (
+    "Your last line has no answer yet: choose “Let the narrator answer” first, then go on."
+)
 
 
 @dataclass
@@ -142,14 +145,20 @@ class TurnService:
     ) -> list[Message]:
         """Commit the player's action and start the narrator's reply; returns both rows.
 
+        When the head is the player's own line (a story imported that way), a post with no
+        action starts the narrator's reply to that line instead, and returns the reply alone.
         `head` (the game's head message) may be passed when the caller already loaded it.
         With `wait=False` it returns before the commit (see `_launch`).
         """
         if head is None or head.id != game.head_id:
             head = await repo.get_message(game, game.head_id) if game.head_id else None
-        if head is None or head.role != "assistant":
+        if head is None:
             raise TurnRejected("This game has nothing to answer yet.", 409)
         self._ensure_idle(game, head)
+        if head.role == "user":  # an imported story that ends on the player's line
+            if text.strip() or choice_id:  # two lines in a row would break the turn order
+                raise TurnRejected(UNANSWERED_NOTICE, 409)
+            return [await self._reply_to(repo, game, head, wait=wait)]
         if choice_id:
             choices = head.choices or []
             index = _choice_index(choice_id)
@@ -184,15 +193,29 @@ class TurnService:
             raise TurnRejected("Only the narrator's turns can be written again.", 409)
         self._ensure_idle(game)
         user = await repo.get_message(game, message.parent_id) if message.parent_id else None
-        anchor = await repo.get_message(game, user.parent_id) if user and user.parent_id else None
         variant = await repo.count_children(game, message.parent_id)
+        return await self._reply_to(repo, game, user, variant=variant)
+
+    async def _reply_to(
+        self,
+        repo: GameRepo,
+        game: Game,
+        user: Message | None,
+        variant: int = 0,
+        wait: bool = True,
+    ) -> Message:
+        """Start a new narrator reply to the player's line `user` (None: to the opening).
+
+        It answers from the state of the narrator turn before that line.
+        """
+        anchor = await repo.get_message(game, user.parent_id) if user and user.parent_id else None
         reply = self._new_reply(game, parent=user, anchor=anchor)
         history = await self._history_to(repo, game, anchor) if anchor else []
         action = user.content if user else ""
         plan = self._plan(
             game, reply, anchor=anchor, action=action, history=history, variant=variant
         )
-        await self._launch(repo, game, plan, [reply])
+        await self._launch(repo, game, plan, [reply], wait=wait)
         return reply
 
     async def continue_reply(self, repo: GameRepo, game: Game, message: Message) -> Message:
@@ -755,6 +778,7 @@ class TurnService:
 
 def _choice_index(choice_id: str) -> int | None:
     """Choice ids are "c0".."c3", positions in the turn's choice list."""
-    if len(choice_id) == 2 and choice_id[0] == "c" and choice_id[1].isdigit():
+    # An ASCII digit only: str.isdigit() also accepts "²" (which int() refuses) and "١".
+    if len(choice_id) == 2 and choice_id[0] == "c" and choice_id[1] in "0123456789":
         return int(choice_id[1])
     return None

@@ -30,6 +30,7 @@ from game.settings import Settings
 from game.store.library import LibraryRepo
 from game.store.models import Character, Lorebook, Persona
 from game.store.repo import GameRepo
+from game.web.downloads import CHARACTER_FILE, GAME_FILE, attachment
 from game.web.pages import load_game, provide_repo
 
 UPLOAD_SLACK = 64 * 1024  # multipart overhead on top of the file itself
@@ -47,11 +48,6 @@ async def _upload(form: Any, name: str, settings: Settings) -> tuple[str, bytes]
     if not isinstance(upload, UploadFile):
         raise CardError("Choose a file to upload.")
     return upload.filename or "", await upload.read(settings.max_upload_bytes + 1)
-
-
-def _safe_filename(name: str, ext: str) -> str:
-    base = "".join(ch for ch in name if ch.isalnum() or ch in " -_").strip()[:60] or "character"
-    return f"{base}.{ext}"
 
 
 async def _character(library: LibraryRepo, character_id: str, avatar: bool = False) -> Character:
@@ -139,11 +135,10 @@ async def export_png(library: LibraryRepo, character_id: str) -> Response:
     """The card as a PNG carrying both the `chara` (V2) and `ccv3` (V3) chunks."""
     character = await _character(library, character_id, avatar=True)
     payload = await asyncio.to_thread(write_png, character.data, character.extras, character.avatar)
-    name = _safe_filename(character.name, "png")
     return Response(
         content=payload,
         media_type="image/png",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers=attachment(character.name, "png", CHARACTER_FILE),
     )
 
 
@@ -156,11 +151,10 @@ async def export_json(library: LibraryRepo, character_id: str) -> Response:
     """The card as V3 JSON."""
     character = await _character(library, character_id)
     body = json.dumps(to_v3(character.data, character.extras), ensure_ascii=False, indent=2)
-    name = _safe_filename(character.name, "json")
     return Response(
         content=body.encode("utf-8"),
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers=attachment(character.name, "json", CHARACTER_FILE),
     )
 
 
@@ -297,11 +291,10 @@ async def export_chat_file(request: Request, repo: GameRepo, game_id: str) -> Re
     game = await load_game(repo, game_id)
     speaker = game_cast(request.app.state.catalog, game).name
     export: ChatExport = await chat_export(repo, game, speaker)
-    name = _safe_filename(game.title, "jsonl")
     return Response(
         content=export_chat(export),
         media_type="application/jsonl",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers=attachment(game.title, "jsonl", GAME_FILE),
     )
 
 

@@ -90,6 +90,13 @@ def _card(request: Request, exc: CardError) -> Response:
     return error_response(request, exc.status, str(exc))
 
 
+def _not_text(request: Request, exc: UnicodeDecodeError) -> Response:
+    """A form field that is not UTF-8 text (Litestar's multipart parser raises this)."""
+    return error_response(
+        request, 400, "Part of the form was not readable text (UTF-8). Check it and try again."
+    )
+
+
 def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
@@ -104,5 +111,6 @@ handlers = {
     TooManyRequestsException: _too_many,
     TurnRejected: _rejected,
     CardError: _card,
+    UnicodeDecodeError: _not_text,
     Exception: _crash,
 }

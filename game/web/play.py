@@ -27,6 +27,7 @@ from game.web.timing import server_timing
 
 PAGE_MESSAGES = 30  # messages of the branch rendered at once ("Load earlier" pages back)
 POLL_SECONDS = 0.5  # how often a stream re-reads a turn written by another process
+MAX_OFFSET_DIGITS = 9  # a stream's event ids are text offsets: a billion characters is past any
 
 
 def _is_htmx(request: Request) -> bool:
@@ -164,6 +165,18 @@ async def message_fragment(
     return Template("_turn_finished.html", context=context)
 
 
+def _resume_offset(last_event_id: str, offset: int) -> int:
+    """Where a stream starts: the Last-Event-ID a reconnecting browser sends back, else `offset`.
+
+    Event ids are this server's text offsets, so only plain ASCII digits of a sane length are
+    one; anything else ("abc", "-5", "²", forty nines) is not ours and is ignored.
+    """
+    digits = last_event_id.isascii() and last_event_id.isdigit()
+    if digits and len(last_event_id) <= MAX_OFFSET_DIGITS:
+        return int(last_event_id)
+    return max(offset, 0)
+
+
 @get(
     "/games/{game_id:str}/messages/{message_id:str}/stream",
     name="stream",
@@ -174,8 +187,7 @@ async def stream(
     request: Request, repo: GameRepo, game_id: str, message_id: str, offset: int = 0
 ) -> ServerSentEvent:
     """The turn's narration as server-sent events, from `offset` (or Last-Event-ID) on."""
-    last_id = request.headers.get("last-event-id", "")
-    start = int(last_id) if last_id.isdigit() else max(offset, 0)
+    start = _resume_offset(request.headers.get("last-event-id", ""), offset)
     turns: TurnService = request.app.state.turns
     sessions = request.app.state.sessions
     # A turn this process is writing knows its player: no database read before the first byte.

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.response import Redirect, Response, Template
 
+from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
 from game.play.memory import save_memory
 from game.play.prompts import MEMORY_CHARS
@@ -19,18 +18,13 @@ from game.play.transfer import (
     parse_export,
 )
 from game.play.turns import TurnRejected
-from game.store.models import Game
 from game.store.repo import GameRepo
+from game.web.downloads import GAME_FILE, attachment
 from game.web.pages import load_game, provide_repo
 
 
 def _catalog(request: Request) -> Catalog:
     return request.app.state.catalog
-
-
-def _download_name(game: Game, suffix: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", game.title.lower()).strip("-")[:60] or "arcadia-game"
-    return f"{slug}.{suffix}"
 
 
 @get("/games/{game_id:str}/branches", name="branches", dependencies={"repo": provide_repo})
@@ -80,12 +74,12 @@ async def export_markdown(request: Request, repo: GameRepo, game_id: str) -> Res
         game,
         await repo.branch(game),
         catalog.worlds[game.world_id].name,
-        catalog.cast[game.cast_id].name,
+        game_cast(catalog, game).name,  # a card game's companion is its card, not the catalog's
     )
     return Response(
         content=text,
         media_type="text/markdown",  # Litestar adds "; charset=utf-8" to text types
-        headers={"Content-Disposition": f'attachment; filename="{_download_name(game, "md")}"'},
+        headers=attachment(game.title, "md", GAME_FILE),
     )
 
 
@@ -96,7 +90,7 @@ async def export_game(repo: GameRepo, game_id: str) -> Response:
     return Response(
         content=export_json(game, await repo.all_messages(game)),
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{_download_name(game, "json")}"'},
+        headers=attachment(game.title, "json", GAME_FILE),
     )
 
 

@@ -119,6 +119,10 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "choices-waiting": ("_choices.html", {"choices": [], "streaming": True}),
     "controls-composer": ("_controls.html", {"streaming": None}),
     "controls-stop": ("_controls.html", {"streaming": SimpleNamespace(id="head")}),
+    "controls-answer": (
+        "_controls.html",
+        {"streaming": None, "head": SimpleNamespace(role="user")},
+    ),
     "hint": (
         "_hint.html",
         {"hint": "The harbourmaster locked herself away the moment the bell rang."},

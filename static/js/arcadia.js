@@ -79,7 +79,7 @@
 
   // Show the pressed choice as taken, and stop double submits while a turn is being posted.
   document.addEventListener("htmx:beforeRequest", function (event) {
-    const form = event.detail.elt.closest && event.detail.elt.closest(".choice-form, .composer");
+    const form = event.detail.elt.closest && event.detail.elt.closest(".choice-form, .composer, .answer-form");
     if (form) {
       const group = document.getElementById("choices");
       if (group) group.classList.add("is-busy");

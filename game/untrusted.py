@@ -1,0 +1,55 @@
+"""Decoding JSON that comes from outside the game (cards, lorebooks, chats, game exports).
+
+JSON can hold what Python strings can but text cannot: a lone surrogate escape (`"\\ud800"`)
+decodes to a string that no page, header or database driver can encode, so the import would
+succeed and every later page of it fail. `NaN`, `Infinity` and numbers past a float's range
+(`1e999`) are not JSON at all for most readers (PostgreSQL, browsers), yet Python accepts them.
+Both are settled here, once, as the text is decoded: lone surrogates become U+FFFD, non-finite
+numbers become null (absent, so the field's default applies).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # pairs were already joined by the decoder
+
+
+def mend_text(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (the replacement character)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _finite(literal: str) -> float | None:
+    value = float(literal)
+    return value if math.isfinite(value) else None
+
+
+def _integer(literal: str) -> int | None:
+    try:
+        return int(literal)
+    except ValueError:  # thousands of digits: past Python's limit, and no field's value
+        return None
+
+
+def _mended(value: Any) -> Any:
+    if isinstance(value, str):
+        return mend_text(value)
+    if isinstance(value, list):
+        return [_mended(item) for item in value]
+    if isinstance(value, dict):
+        return {mend_text(key): _mended(item) for key, item in value.items()}
+    return value
+
+
+def decode_json(text: str) -> Any:
+    """Parse untrusted JSON text: lone surrogates mended, NaN/Infinity/1e999 read as null.
+
+    Raises `json.JSONDecodeError` (or `RecursionError` for absurd nesting); callers turn
+    those into their own readable errors.
+    """
+    value = json.loads(text, parse_constant=lambda _: None, parse_float=_finite, parse_int=_integer)
+    return _mended(value)
