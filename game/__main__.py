@@ -102,6 +102,9 @@ async def run_seed(settings: Settings, games: int, turns: int, player: str) -> i
     return 0
 
 
+KEEP_ALIVE_SECONDS = 75
+
+
 def proxy_options(settings: Settings) -> dict[str, object]:
     """Believe X-Forwarded-For/-Proto only from CHATGAME_TRUSTED_PROXIES (none by default).
 
@@ -196,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
             log_config=None,  # uvicorn's lines go through our redacting handler
             **proxy_options(settings),
             timeout_graceful_shutdown=10,
+            # Longer than clients keep idle connections (httpx: 5 s), so a client never sends
+            # on a connection the server is closing (uvicorn's default 5 s raced it: ReadError
+            # on a turn posted after a turn longer than 5 s, seen under load).
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     return 0
 

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     # the prompt's size (estimated tokens): rules, world, state, memory and recent turns
     context_tokens: int = Field(8192, ge=1024, le=2_000_000)
     max_upload_mb: float = Field(20, gt=0, le=1024)  # character cards, lorebooks, chats
+    # Budgets for untrusted content, checked before the work they would cost starts
+    max_lore_keys: int = Field(20_000, ge=1, le=1_000_000)  # keys in one lorebook (per turn)
+    max_chat_swipes: int = Field(10_000, ge=1, le=1_000_000)  # alternatives in one chat file
+    max_import_messages: int = Field(50_000, ge=1, le=50_000)  # messages in one chat or game
 
     @property
     def max_upload_bytes(self) -> int:

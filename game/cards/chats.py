@@ -13,8 +13,9 @@ from game.cards import CardError
 from game.cards.card import check_sizes
 from game.untrusted import decode_json
 
-MAX_LINES = 20_000
-MAX_SWIPES = 100
+MAX_LINES = 50_000  # messages (CHATGAME_MAX_IMPORT_MESSAGES)
+MAX_SWIPES = 100  # alternatives kept per message
+MAX_TOTAL_SWIPES = 10_000  # in the whole chat (CHATGAME_MAX_CHAT_SWIPES)
 
 
 @dataclass
@@ -71,8 +72,14 @@ def _line(obj: dict[str, Any]) -> ChatLine:
     )
 
 
-def parse_chat(payload: bytes) -> Chat:
-    """Read a SillyTavern JSONL chat, with a readable error for the first bad line."""
+def parse_chat(
+    payload: bytes, max_lines: int = MAX_LINES, max_swipes: int = MAX_TOTAL_SWIPES
+) -> Chat:
+    """Read a SillyTavern JSONL chat, with a readable error for the first bad line.
+
+    A chat longer than `max_lines` messages or with more than `max_swipes` alternatives in all
+    is refused (413) before anything of it is built.
+    """
     try:
         text = payload.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -80,8 +87,12 @@ def parse_chat(payload: bytes) -> Chat:
     rows = [line for line in text.splitlines() if line.strip()]
     if not rows:
         raise CardError("The chat file is empty.")
-    if len(rows) > MAX_LINES:
-        raise CardError(f"The chat has {len(rows):,} lines; the limit is {MAX_LINES:,}.")
+    if len(rows) > max_lines + 1:  # the header line is not a message
+        raise CardError(
+            f"The chat has {len(rows):,} lines; the limit is {max_lines:,} messages "
+            "(CHATGAME_MAX_IMPORT_MESSAGES).",
+            413,
+        )
     objects = []
     for number, row in enumerate(rows, 1):
         try:
@@ -99,6 +110,13 @@ def parse_chat(payload: bytes) -> Chat:
         raise CardError("This is not a SillyTavern chat: the first line has no chat header.")
     if not objects:
         raise CardError("The chat has no messages.")
+    swipes = sum(len(o["swipes"]) for o in objects if isinstance(o.get("swipes"), list))
+    if swipes > max_swipes:
+        raise CardError(
+            f"The chat has {swipes:,} alternatives (swipes); the limit is {max_swipes:,} "
+            "(CHATGAME_MAX_CHAT_SWIPES).",
+            413,
+        )
     return Chat(header=header, lines=[_line(o) for o in objects])
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import regex
 
+from game.cards import CardError
+
 DEFAULT_SCAN_DEPTH = 4
 DEFAULT_TOKEN_BUDGET = 1024
 MAX_SCAN_DEPTH = 100
@@ -76,10 +78,31 @@ def _key_matches(key: str, scan: _Scan, *, case_sensitive: bool, use_regex: bool
         haystack, needle = scan.text, key
     else:
         haystack, needle = scan.folded, key.casefold()
+    if needle not in haystack:  # the common case, and a plain substring test is cheap
+        return False
     # Whole words where the key starts/ends with a word character ("cat" is not in "category").
     left = r"\b" if re.match(r"\w", needle) else ""
     right = r"\b" if re.search(r"\w$", needle) else ""
     return re.search(left + re.escape(needle) + right, haystack) is not None
+
+
+def count_keys(book: dict[str, Any]) -> int:
+    """How many keys a book holds (primary and secondary): what a turn's matching costs."""
+    return sum(
+        len(entry.get("keys") or []) + len(entry.get("secondary_keys") or [])
+        for entry in book.get("entries", [])
+    )
+
+
+def check_key_budget(book: dict[str, Any], what: str, max_keys: int) -> None:
+    """Refuse a book whose keys would make every turn slow (before it is stored)."""
+    keys = count_keys(book)
+    if keys > max_keys:
+        raise CardError(
+            f"{what} has {keys:,} keys in {len(book.get('entries', [])):,} entries; the limit "
+            f"is {max_keys:,} keys (CHATGAME_MAX_LORE_KEYS).",
+            413,
+        )
 
 
 def _content(entry: dict[str, Any]) -> tuple[str, str | None]:

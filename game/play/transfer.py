@@ -9,6 +9,7 @@ rendered escaped like any model output.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal
 
@@ -27,6 +28,8 @@ FORMAT = "arcadia-game"
 VERSION = 1
 MAX_MESSAGES = 50_000
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
+IMPORT_CHUNK = 1000  # rows inserted per statement
+EXPORT_CHUNK = 100  # messages serialised between two turns of the event loop (a few ms)
 MESSAGE_FIELDS = (
     "role",
     "content",
@@ -90,40 +93,69 @@ class ExportedTree(BaseModel):
     messages: list[ExportedMessage] = Field(max_length=MAX_MESSAGES)
 
 
-def markdown_transcript(game: Game, branch: list[Message], world: str, cast: str) -> str:
-    """The current branch as a Markdown transcript, oldest first."""
-    lines = [f"# {game.title}", "", f"*{world} · with {cast} · played by {game.player_name}*", ""]
-    for message in branch:
-        if message.role == "user":
-            lines += [f"**{game.player_name}:** {message.content}", ""]
-            continue
-        lines += [message.content.strip() or "*(no text)*", ""]
-        if message.status != "done":
-            lines += [f"*({message.status}{': ' + message.notice if message.notice else ''})*", ""]
-        lines += ["---", ""]
-    return "\n".join(lines).rstrip() + "\n"
+async def markdown_transcript(
+    repo: GameRepo, game: Game, world: str, cast: str
+) -> AsyncIterator[str]:
+    """The current branch as a Markdown transcript, oldest first, a chunk at a time."""
+    yield f"# {game.title}\n\n*{world} · with {cast} · played by {game.player_name}*\n\n"
+    columns = ("role", "content", "status", "notice")
+    async for rows in repo.branch_chunks(game, columns):
+        yield "".join(_markdown(game, *row) for row in rows)
 
 
-def export_tree(game: Game, messages: list[Message]) -> dict[str, Any]:
-    """The whole game as a JSON-ready dict (every branch, state snapshot and memory)."""
-    return {
+def _markdown(game: Game, role: str, content: str, status: str, notice: str) -> str:
+    if role == "user":
+        return f"**{game.player_name}:** {content}\n\n"
+    text = f"{content.strip() or '*(no text)*'}\n\n"
+    if status != "done":
+        text += f"*({status}{': ' + notice if notice else ''})*\n\n"
+    return text + "---\n\n"
+
+
+async def json_export(repo: GameRepo, game: Game) -> AsyncIterator[bytes]:
+    """The whole game as JSON (every branch, state snapshot and memory), a chunk at a time:
+    one message a line, so a 50,000-message game streams instead of freezing the server."""
+    head = {
         "format": FORMAT,
         "version": VERSION,
         "game": ExportedGame.model_validate(game, from_attributes=True).model_dump(mode="json"),
         "head_id": game.head_id,
-        "messages": [
-            ExportedMessage.model_validate(m, from_attributes=True).model_dump(mode="json")
-            for m in messages
-        ],
     }
+    yield json.dumps(head, ensure_ascii=False)[:-1].encode() + b', "messages": ['
+    separator = b"\n"
+    async for messages in repo.message_chunks(game, size=EXPORT_CHUNK):
+        lines = [json.dumps(_exported(m), ensure_ascii=False).encode() for m in messages]
+        yield separator + b",\n".join(lines)
+        separator = b",\n"
+    yield b"\n]}\n"
 
 
-def parse_export(data: bytes, catalog: Catalog) -> ExportedTree:
-    """Validate an uploaded export; anything wrong is a TurnRejected naming the problem."""
+def _exported(message: Message) -> dict[str, Any]:
+    """A message as the export writes it (the fields of ExportedMessage; read straight off
+    the row: validating each one on the way out would cost more than the rest of the export)."""
+    row = {name: getattr(message, name) for name in ("id", "parent_id", "depth")}
+    row |= {name: getattr(message, name) for name in MESSAGE_FIELDS}
+    row["created_at"] = message.created_at.isoformat()
+    return row
+
+
+def parse_export(data: bytes, catalog: Catalog, max_messages: int = MAX_MESSAGES) -> ExportedTree:
+    """Validate an uploaded export; anything wrong is a TurnRejected naming the problem.
+
+    An export of more than `max_messages` messages is refused (413) before it is validated.
+    """
     if len(data) > MAX_IMPORT_BYTES:
         raise TurnRejected("That file is too large to be an Arcadia game export.", 413)
     try:
-        tree = ExportedTree.model_validate(decode_json(data.decode("utf-8-sig")))
+        value = decode_json(data.decode("utf-8-sig"))
+        messages = value.get("messages") if isinstance(value, dict) else None
+        if isinstance(messages, list) and len(messages) > max_messages:
+            raise TurnRejected(
+                f"This game has {len(messages):,} messages; the limit is {max_messages:,} "
+                "(CHATGAME_MAX_IMPORT_MESSAGES).",
+                413,
+            )
+        tree = ExportedTree.model_validate(value)
     except UnicodeDecodeError:
         raise TurnRejected("That is not an Arcadia game export (it is not UTF-8 text).") from None
     except (json.JSONDecodeError, RecursionError):
@@ -204,12 +236,8 @@ async def import_tree(repo: GameRepo, tree: ExportedTree) -> Game:
         )
     repo.session.add(game)
     await repo.session.flush()
-    if rows:
-        await repo.session.execute(insert(Message), rows)
+    for start in range(0, len(rows), IMPORT_CHUNK):  # the event loop breathes between chunks
+        await repo.session.execute(insert(Message), rows[start : start + IMPORT_CHUNK])
     game.head_id = ids[tree.head_id] if tree.head_id else None
     await repo.session.commit()
     return game
-
-
-def export_json(game: Game, messages: list[Message]) -> bytes:
-    return json.dumps(export_tree(game, messages), ensure_ascii=False, indent=1).encode()

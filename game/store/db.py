@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, make_url, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import (
 
 from game.settings import Settings
 from game.store.private_files import private_database
-from game.store.sqlite_inline import inline_creator
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x41524344  # "ARCD": the advisory lock held while migrating PostgreSQL
@@ -31,12 +30,12 @@ def make_engine(settings: Settings) -> AsyncEngine:
             settings.sqlalchemy_url, pool_pre_ping=True, pool_size=10, max_overflow=20
         )
     private_database(settings.db_path)
-    # Each request may hold a connection while it queues for the single SQLite writer, so the
-    # pool must cover the requests in flight. Kept open: opening one per request (four
-    # pragmas) costs more than the query. Calls run on the loop's thread (sqlite_inline.py).
+    # aiosqlite runs each connection's calls on a thread of its own: a slow query never holds
+    # up the event loop (other players' pages and streams). Each request may hold a connection
+    # while it queues for the single SQLite writer, so the pool covers the requests in flight.
     engine = create_async_engine(
         settings.sqlalchemy_url,
-        async_creator=inline_creator(make_url(settings.sqlalchemy_url).database or "", timeout=15),
+        connect_args={"timeout": 15},
         pool_size=100,
         max_overflow=100,
         pool_timeout=60,

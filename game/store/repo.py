@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -28,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from game.store.models import ArtJob, Game, Message, utcnow
+
+CHUNK = 500  # rows an export reads at a time
 
 
 class GameRepo:
@@ -182,14 +184,30 @@ class GameRepo:
         )
         return list((await self.session.scalars(query)).all())
 
-    async def all_messages(self, game: Game) -> list[Message]:
-        """Every message of the game's tree, parents before children (for export)."""
+    async def message_chunks(self, game: Game, size: int = CHUNK) -> AsyncIterator[list[Message]]:
+        """Every message of the game's tree, parents before children, `size` at a time (for
+        exports: a chunk is handed over before the next is read, so a long game is never all
+        in memory, and the event loop is free between chunks)."""
         query = (
             select(Message)
             .where(Message.game_id == game.id)
             .order_by(Message.depth, Message.created_at, Message.id)
+            .execution_options(yield_per=size)
         )
-        return list((await self.session.scalars(query)).all())
+        result = await self.session.stream_scalars(query)
+        async for chunk in result.partitions(size):
+            yield list(chunk)
+
+    async def branch_chunks(
+        self, game: Game, columns: tuple[str, ...], size: int = CHUNK
+    ) -> AsyncIterator[list[Row]]:
+        """Chosen columns of the whole current branch, root first, `size` rows at a time."""
+        if game.head_id is None:
+            return
+        params = {"game_id": game.id, "head_id": game.head_id, "limit": 2**31 - 1}
+        result = await self.session.stream(_path_statement(columns), params)
+        async for chunk in result.partitions(size):
+            yield list(chunk)
 
     async def streaming_message(self, game: Game) -> Message | None:
         """The game's turn that is still being written, if any."""

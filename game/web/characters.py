@@ -18,6 +18,7 @@ from game.cards import CardError
 from game.cards.card import loads, normalise_book, to_v3
 from game.cards.chats import ChatExport, export_chat, parse_chat
 from game.cards.containers import read_card_file, write_png
+from game.cards.lorebook import check_key_budget
 from game.play.card_cast import game_cast
 from game.play.characters import (
     CardGameForm,
@@ -79,6 +80,8 @@ async def import_card(request: Request, library: LibraryRepo) -> Redirect:
     # Decoding a picture is CPU work: off the event loop, so running turns keep streaming.
     imported = await asyncio.to_thread(read_card_file, filename, payload, settings.max_upload_bytes)
     card = imported.card
+    if book := card.data.get("character_book"):
+        check_key_budget(book, "The card's lorebook", settings.max_lore_keys)
     character = Character(
         player_id=library.player_id,
         name=card.name,
@@ -236,11 +239,8 @@ async def delete_persona(library: LibraryRepo, persona_id: str) -> Redirect:
     return Redirect("/characters#personas", status_code=303)
 
 
-async def import_lorebook(request: Request, library: LibraryRepo) -> Redirect:
-    """Import a world book: character_book JSON, SillyTavern world info, or a card's book."""
-    settings: Settings = request.app.state.settings
-    form = await request.form()
-    filename, payload = await _upload(form, "file", settings)
+def _read_book(payload: bytes) -> dict:
+    """A lorebook file in character_book form (from a book, world info, or a card's book)."""
     value = loads(payload, "The lorebook")
     if not isinstance(value, dict):
         raise CardError("The lorebook's JSON is not an object.")
@@ -248,8 +248,17 @@ async def import_lorebook(request: Request, library: LibraryRepo) -> Redirect:
         value = value["data"]["character_book"] or {}
     if "entries" not in value:
         raise CardError("This JSON is not a lorebook: it has no entries.")
-    book = normalise_book(value)
-    name = str(value.get("name") or filename.rsplit(".", 1)[0] or "Lorebook")
+    return normalise_book(value)
+
+
+async def import_lorebook(request: Request, library: LibraryRepo) -> Redirect:
+    """Import a world book: character_book JSON, SillyTavern world info, or a card's book."""
+    settings: Settings = request.app.state.settings
+    form = await request.form()
+    filename, payload = await _upload(form, "file", settings)
+    book = await asyncio.to_thread(_read_book, payload)  # decoding MBs of JSON: a thread
+    check_key_budget(book, "The lorebook", settings.max_lore_keys)
+    name = str(book.get("name") or filename.rsplit(".", 1)[0] or "Lorebook")
     name = " ".join(name.split())[:200] or "Lorebook"
     library.session.add(Lorebook(player_id=library.player_id, name=name, book=book))
     await library.session.commit()
@@ -274,7 +283,10 @@ async def import_chat_file(request: Request, repo: GameRepo) -> Redirect:
     settings: Settings = request.app.state.settings
     form = await request.form()
     _, payload = await _upload(form, "file", settings)
-    chat = parse_chat(payload)
+    # decoding thousands of JSON lines is CPU work: off the event loop
+    chat = await asyncio.to_thread(
+        parse_chat, payload, settings.max_import_messages, settings.max_chat_swipes
+    )
     character_id = str(form.get("character", ""))
     character = await _character(library, character_id) if character_id else None
     game = await import_chat(repo, library, request.app.state.catalog, chat, character)

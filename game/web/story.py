@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.response import Redirect, Response, Template
+from litestar.response import Redirect, Stream, Template
 
 from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
@@ -12,8 +16,8 @@ from game.play.memory import save_memory
 from game.play.prompts import MEMORY_CHARS
 from game.play.transfer import (
     MAX_IMPORT_BYTES,
-    export_json,
     import_tree,
+    json_export,
     markdown_transcript,
     parse_export,
 )
@@ -65,30 +69,38 @@ async def memory_save(request: Request, repo: GameRepo, game_id: str) -> Redirec
     return Redirect(f"/games/{game.id}/memory?saved=1", status_code=303)
 
 
+def _streamed(request: Request, export: Callable[[GameRepo], AsyncIterator[Any]]) -> Any:
+    """The export's chunks, read through a session of its own: the request's session closes
+    when the handler returns, before the body is sent."""
+
+    async def chunks() -> AsyncIterator[Any]:
+        async with request.app.state.sessions() as session:
+            async for chunk in export(GameRepo(session, request.scope["state"]["player_id"])):
+                yield chunk
+
+    return chunks()
+
+
 @get("/games/{game_id:str}/export.md", name="export_markdown", dependencies={"repo": provide_repo})
-async def export_markdown(request: Request, repo: GameRepo, game_id: str) -> Response:
-    """The current branch as a Markdown transcript (a download)."""
+async def export_markdown(request: Request, repo: GameRepo, game_id: str) -> Stream:
+    """The current branch as a Markdown transcript (a download, streamed)."""
     game = await load_game(repo, game_id)
     catalog = _catalog(request)
-    text = markdown_transcript(
-        game,
-        await repo.branch(game),
-        catalog.worlds[game.world_id].name,
-        game_cast(catalog, game).name,  # a card game's companion is its card, not the catalog's
-    )
-    return Response(
-        content=text,
+    world = catalog.worlds[game.world_id].name
+    cast = game_cast(catalog, game).name  # a card game's companion is its card, not the catalog's
+    return Stream(
+        _streamed(request, lambda reader: markdown_transcript(reader, game, world, cast)),
         media_type="text/markdown",  # Litestar adds "; charset=utf-8" to text types
         headers=attachment(game.title, "md", GAME_FILE),
     )
 
 
 @get("/games/{game_id:str}/export.json", name="export_json", dependencies={"repo": provide_repo})
-async def export_game(repo: GameRepo, game_id: str) -> Response:
+async def export_game(request: Request, repo: GameRepo, game_id: str) -> Stream:
     """The whole game (every branch, state and memory) as JSON, for backup or import."""
     game = await load_game(repo, game_id)
-    return Response(
-        content=export_json(game, await repo.all_messages(game)),
+    return Stream(
+        _streamed(request, lambda reader: json_export(reader, game)),
         media_type="application/json",
         headers=attachment(game.title, "json", GAME_FILE),
     )
@@ -112,7 +124,9 @@ async def import_game(request: Request, repo: GameRepo) -> Redirect:
     if not isinstance(upload, UploadFile):
         raise TurnRejected("Choose an exported game file (.json) to import.")
     data = await upload.read()
-    tree = parse_export(data, _catalog(request))
+    # JSON decoding and validation of up to 32 MB: a thread, not the event loop
+    limit = request.app.state.settings.max_import_messages
+    tree = await asyncio.to_thread(parse_export, data, _catalog(request), limit)
     game = await import_tree(repo, tree)
     return Redirect(f"/games/{game.id}", status_code=303)
 

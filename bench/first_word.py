@@ -1,0 +1,131 @@
+"""Send -> first word, as a player feels it: in a real browser, against a fixed-timing model.
+
+    python -m bench.first_word [--turns 20] [--delay-ms 10]
+
+Starts the fake OpenAI-compatible server (tests/fake_openai.py, a piece every `--delay-ms`)
+and the game in live mode pointed at it (SQLite, its own temp folder), opens a game in headless
+Chromium and plays `--turns` turns by typing an action and pressing Send. In the page, a
+MutationObserver stamps the click and the first narration character that appears
+(performance.now()), so the figure is what the player sees, network, htmx, SSE and rendering
+included. The baseline, in the same run: the fake server's own time to the first narration
+character, straight from this process (bench.stream_overhead.direct_turn). Added = game -
+direct, medians. Budget (issue "Robust at any size"): added median <= 15 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from bench.stream_overhead import RESULTS, direct_turn, percentile
+from tests.appserver import make_server, start_fake_backend
+from tests.browser.helpers import CHROMIUM_ARGS, chromium_path
+
+# Stamps the Send click and the first narration text of the new turn, in page time.
+STAMP = """
+window.__firstWord = null;
+window.__send = null;
+document.addEventListener("click", (event) => {
+  if (event.target.closest("#composer button[type=submit]")) {
+    window.__send = performance.now();
+    window.__firstWord = null;
+  }
+}, true);
+new MutationObserver(() => {
+  if (window.__send === null || window.__firstWord !== null) return;
+  const live = document.querySelectorAll(".msg--streaming .live-text");
+  const last = live[live.length - 1];
+  if (last && last.textContent.trim()) window.__firstWord = performance.now();
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"""
+
+
+def browser_turns(url: str, turns: int) -> list[float]:
+    """Play `turns` turns in Chromium; Send -> first word per turn, in ms."""
+    from playwright.sync_api import sync_playwright
+
+    samples = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        page = browser.new_page(bypass_csp=True)  # wait_for_function evaluates strings
+        page.add_init_script(STAMP)
+        page.goto(url + "/games/new")
+        page.get_by_label("Your name").fill("Mara")
+        page.get_by_role("button", name="Begin the story").click()
+        page.wait_for_selector("#composer button[type=submit]:not([disabled])")
+        page.wait_for_function("!document.querySelector('.msg--streaming')", timeout=60_000)
+        for n in range(turns + 2):  # the first two warm the connection and caches: not kept
+            page.get_by_label("Your action").fill(f"I look around ({n}).")
+            page.locator("#composer button[type=submit]").click()
+            page.wait_for_function("window.__firstWord !== null", timeout=60_000)
+            added = page.evaluate("window.__firstWord - window.__send")
+            page.wait_for_function("!document.querySelector('.msg--streaming')", timeout=60_000)
+            if n >= 2:
+                samples.append(added)
+        browser.close()
+    return samples
+
+
+async def direct_turns(base_url: str, turns: int) -> list[float]:
+    async with httpx.AsyncClient(timeout=60) as client:
+        return [
+            (await direct_turn(client, base_url, f"I look around ({n})."))[0] * 1000
+            for n in range(turns)
+        ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--delay-ms", type=float, default=10.0)
+    args = parser.parse_args()
+    if chromium_path() is None:
+        print("no Chromium: apt-get install chromium", file=sys.stderr)
+        return 2
+
+    tmp = Path(tempfile.mkdtemp(prefix="arcadia-first-word-"))
+    fake = start_fake_backend(tmp / "fake.log", delay_ms=args.delay_ms)
+    (tmp / "game").mkdir()
+    server = make_server(
+        tmp / "game",
+        CHATGAME_OPENAI_BASE_URL=fake.base_url("openai"),
+        CHATGAME_TURN_RATE="off",
+    ).start()
+    try:
+        direct = asyncio.run(direct_turns(fake.base_url("openai"), args.turns))
+        game = browser_turns(server.url, args.turns)
+    finally:
+        server.stop()
+        assert fake.process is not None
+        fake.process.terminate()
+
+    result = {
+        "direct_p50_ms": statistics.median(direct),
+        "game_p50_ms": statistics.median(game),
+        "game_p95_ms": percentile(game, 0.95),
+        "added_p50_ms": statistics.median(game) - statistics.median(direct),
+    }
+    print(
+        f"Send -> first word over {args.turns} turns: browser {result['game_p50_ms']:.1f} ms "
+        f"(p95 {result['game_p95_ms']:.1f}), model straight {result['direct_p50_ms']:.1f} ms; "
+        f"the game adds {result['added_p50_ms']:.1f} ms (budget 15)"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"first_word-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    meta = {"args": vars(args), "cpus": os.cpu_count()}
+    out.write_text(json.dumps({"meta": meta, "result": result, "samples": game}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
