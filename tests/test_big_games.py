@@ -92,10 +92,11 @@ def database_rows(server: Server, *statements: str, **params: str) -> list[list[
         engine = create_async_engine(url)
         try:
             async with engine.connect() as connection:
-                return [
-                    [tuple(row) for row in await connection.execute(text(sql), params)]
-                    for sql in statements
-                ]
+                rows = []
+                for sql in statements:
+                    result = await connection.execute(text(sql), params)
+                    rows.append([tuple(r) for r in result] if result.returns_rows else [])
+                return rows
         finally:
             await engine.dispose()
 
