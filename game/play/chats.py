@@ -9,7 +9,7 @@ from game.cards.card import normalise_data
 from game.cards.chats import Chat, ChatExport, ExportLine
 from game.play.catalog import Catalog
 from game.play.characters import new_card_game, opening_state
-from game.store.library import LibraryRepo, all_messages
+from game.store.library import LibraryRepo
 from game.store.models import Character, Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
 
@@ -101,7 +101,7 @@ async def chat_export(repo: GameRepo, game: Game, char: str) -> ChatExport:
 
     `char` names the narrator's messages (the card's character, or the game's companion).
     """
-    rows = await all_messages(repo.session, game)
+    rows = [m async for chunk in repo.message_chunks(game) for m in chunk]
     by_id = {m.id: m for m in rows}
     children: dict[str | None, list[Message]] = {}
     for m in rows:

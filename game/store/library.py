@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from game.store.models import Character, Game, Lorebook, Message, Persona
+from game.store.models import Character, Lorebook, Persona
 
 
 class LibraryRepo:
@@ -64,13 +64,3 @@ class LibraryRepo:
             delete(model).where(model.id == item_id, model.player_id == self.player_id)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def all_messages(session: AsyncSession, game: Game) -> list[Message]:
-    """Every message of a game (for exports that need the alternatives), oldest first."""
-    query = (
-        select(Message)
-        .where(Message.game_id == game.id)
-        .order_by(Message.depth, Message.created_at)
-    )
-    return list((await session.scalars(query)).all())
