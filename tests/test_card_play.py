@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -246,3 +247,26 @@ def test_persona_chosen_for_a_catalog_game(live: Server, fake_backend: FakeBacke
     other = Player(live)
     bad = other.post("/games", {**form, "persona": persona.group(1), "player_name": "X"})
     assert bad.status_code == 400 and "Pick one of your personas" in bad.text
+
+
+def test_a_long_card_game_folds_its_memory(own_server: Server) -> None:
+    # before: the summary prompt looked the companion up in the catalog (KeyError for a card),
+    # so a card game's older turns were never folded into its memory
+    own_server.env["CHATGAME_CONTEXT_TOKENS"] = "1024"
+    player = Player(own_server.start())
+    character = import_card(player, "vey.json", json.dumps(v2_card()).encode())
+    started = player.post(f"/characters/{character}/play", {"player_name": "Mara"})
+    game = started.headers["location"].rsplit("/", 1)[1]
+    for n in range(14):
+        assert player.post(f"/games/{game}/turns", {"action": f"I wait ({n})."}).status_code == 303
+        player.finish_turn(game)
+    deadline = time.monotonic() + 20
+    while True:
+        tree = player.get(f"/games/{game}/export.json").json()
+        head = next(m for m in tree["messages"] if m["id"] == tree["head_id"])
+        if head["memory"] or time.monotonic() > deadline:
+            break
+        player.post(f"/games/{game}/turns", {"action": "I wait."})
+        player.finish_turn(game)
+    assert head["memory"], "no memory was folded"
+    assert "folding memory" not in own_server.log()

@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from game.ai.provider import Provider, SummaryRequest
+from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
 from game.play.prompts import (
     MEMORY_CHARS,
@@ -130,7 +131,7 @@ class MemoryKeeper:
             prompt = render_prompt(
                 "summary.j2",
                 world=self.catalog.worlds[game.world_id],
-                cast=self.catalog.cast[game.cast_id],
+                cast=game_cast(self.catalog, game),  # a card game's companion is its card
                 player_name=game.player_name,
                 memory=head.memory,
                 turns=turns,
