@@ -1,21 +1,35 @@
 """Export a game (a Markdown transcript of the branch, or the whole tree as JSON) and import it.
 
-The JSON holds everything the game is: its fields, every message of the tree with its state
-snapshot, choices, scene and memory. Importing it makes a new game for the importing player
-with new ids and the identical tree. Imported files are untrusted: they are validated here and
+The JSON holds everything the game is: its fields (for a card game or an imported chat also
+the card, the persona and the attached lorebooks), every message of the tree with its state
+snapshot, choices, scene, memory, lore fired and chat metadata. Importing it makes a new game
+for the importing player with new ids and the identical tree. Imported files are untrusted:
+they are validated here (cards and lorebooks as a card or lorebook import would be) and
 rendered escaped like any model output.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import insert
 
+from game.cards import CardError
+from game.cards.card import (
+    MAX_BOOK_NUMBER,
+    MAX_ENTRIES,
+    MAX_LIST_ITEMS,
+    check_sizes,
+    normalise_book,
+    normalise_data,
+)
+from game.cards.lorebook import check_key_budget
+from game.play.card_cast import CARD_CAST_ID
 from game.play.catalog import Catalog
 from game.play.games import clean_title
 from game.play.state import StoryState
@@ -27,6 +41,8 @@ from game.untrusted import decode_json
 FORMAT = "arcadia-game"
 VERSION = 1
 MAX_MESSAGES = 50_000
+MAX_LORE_KEYS = 20_000  # keys in one lorebook (CHATGAME_MAX_LORE_KEYS' default)
+PERSONA_CHARS = 2_000  # a persona's description, as the persona forms allow
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
 IMPORT_CHUNK = 1000  # rows inserted per statement
 EXPORT_CHUNK = 100  # messages serialised between two turns of the event loop (a few ms)
@@ -42,8 +58,18 @@ MESSAGE_FIELDS = (
     "notice",
     "memory",
     "memory_through",
+    "lore",
+    "meta",
     "created_at",
 )
+
+
+class FiredLore(BaseModel):
+    """A lorebook entry that entered a turn's prompt, as the turn shows it (FiredEntry.summary)."""
+
+    label: str = Field(max_length=80)
+    book: str = Field(max_length=80)
+    tokens: int = Field(ge=0, le=MAX_BOOK_NUMBER)
 
 
 class ExportedMessage(BaseModel):
@@ -63,7 +89,26 @@ class ExportedMessage(BaseModel):
     notice: str = Field("", max_length=2_000)
     memory: str = Field("", max_length=20_000)
     memory_through: int = Field(-1, ge=-1, le=MAX_MESSAGES)
+    lore: list[FiredLore] | None = Field(None, max_length=MAX_ENTRIES)
+    meta: dict[str, Any] | None = None  # an imported chat's keys; sizes checked in parse_export
     created_at: datetime
+
+
+class ExportedCard(BaseModel):
+    """The card a card game (or an imported chat) plays: the snapshot kept on the game."""
+
+    character_id: str = Field("", max_length=64)  # the card in the exporting player's library
+    data: dict[str, Any]  # normalised in parse_export, as a card import does
+    own_scenario: bool = False
+    chat_header: dict[str, Any] | None = None  # an imported chat's header line
+
+
+class ExportedLorebook(BaseModel):
+    """A lorebook attached to the game (a snapshot of a library book)."""
+
+    id: str = Field("", max_length=64)
+    name: str = Field("", max_length=200)
+    book: dict[str, Any]  # normalised in parse_export, as a lorebook import does
 
 
 class ExportedGame(BaseModel):
@@ -79,6 +124,9 @@ class ExportedGame(BaseModel):
     turn_count: int = Field(0, ge=0, le=MAX_MESSAGES)
     image_mode: Literal["off", "suggest", "force"] = "suggest"
     mock_scenario: str = Field("", max_length=32)
+    card: ExportedCard | None = None
+    persona: str = Field("", max_length=PERSONA_CHARS)
+    lorebooks: list[ExportedLorebook] | None = Field(None, max_length=MAX_LIST_ITEMS)
     created_at: datetime
     updated_at: datetime
 
@@ -139,10 +187,17 @@ def _exported(message: Message) -> dict[str, Any]:
     return row
 
 
-def parse_export(data: bytes, catalog: Catalog, max_messages: int = MAX_MESSAGES) -> ExportedTree:
+def parse_export(
+    data: bytes,
+    catalog: Catalog,
+    max_messages: int = MAX_MESSAGES,
+    max_lore_keys: int = MAX_LORE_KEYS,
+) -> ExportedTree:
     """Validate an uploaded export; anything wrong is a TurnRejected naming the problem.
 
     An export of more than `max_messages` messages is refused (413) before it is validated.
+    A card game's card and lorebooks are normalised and checked as a card or lorebook import
+    checks them; a book of more than `max_lore_keys` keys is refused (413).
     """
     if len(data) > MAX_IMPORT_BYTES:
         raise TurnRejected("That file is too large to be an Arcadia game export.", 413)
@@ -172,8 +227,13 @@ def parse_export(data: bytes, catalog: Catalog, max_messages: int = MAX_MESSAGES
     route = catalog.routes.get(g.route_id)
     if g.world_id not in catalog.worlds or route is None or route.world != g.world_id:
         raise TurnRejected("This game's world or starting route does not exist here.")
-    if g.cast_id not in catalog.cast:
-        raise TurnRejected("This game's companion does not exist here.")
+    _check_companion(g, catalog)
+    with _card_errors_refused():
+        _normalise_card_game(g, max_lore_keys)
+        _check_meta(tree.messages)
+    # An imported chat keeps its lines as they were (system lines, several messages from one
+    # side in a row: import_chat stores them so); every other game's turns alternate.
+    alternating = g.card is None or g.card.chat_header is None
     seen: dict[str, ExportedMessage] = {}
     for message in sorted(tree.messages, key=lambda m: m.depth):
         if message.id in seen:
@@ -183,7 +243,7 @@ def parse_export(data: bytes, catalog: Catalog, max_messages: int = MAX_MESSAGES
             raise TurnRejected("The export's story tree is broken: a message lost its parent.")
         if message.depth != (parent.depth + 1 if parent else 0):
             raise TurnRejected("The export's story tree is broken: depths do not match.")
-        if (parent.role if parent else "user") == message.role:
+        if alternating and (parent.role if parent else "user") == message.role:
             raise TurnRejected("The export's story tree is broken: turns do not alternate.")
         if message.state is not None:
             try:
@@ -199,6 +259,55 @@ def parse_export(data: bytes, catalog: Catalog, max_messages: int = MAX_MESSAGES
         deepest = max(enumerate(tree.messages), key=lambda pair: (pair[1].depth, pair[0]))
         tree.head_id = deepest[1].id
     return tree
+
+
+def _check_companion(game: ExportedGame, catalog: Catalog) -> None:
+    """A card game's companion is its card; any other game's is one of the catalog's."""
+    if game.cast_id == CARD_CAST_ID and game.card is None:
+        raise TurnRejected(
+            "This game was played with a character card, but the export does not hold its "
+            "character card (game.card)."
+        )
+    if game.card is not None and game.cast_id != CARD_CAST_ID:
+        raise TurnRejected(
+            "The export's game.card does not match its companion: only a card game has a card."
+        )
+    if game.card is None and game.cast_id not in catalog.cast:
+        raise TurnRejected("This game's companion does not exist here.")
+
+
+@contextmanager
+def _card_errors_refused() -> Iterator[None]:
+    """A card or lorebook check's CardError as the TurnRejected an import answers with."""
+    try:
+        yield
+    except CardError as exc:
+        raise TurnRejected(str(exc), exc.status) from None
+
+
+def _normalise_card_game(game: ExportedGame, max_lore_keys: int) -> None:
+    """The card and lorebooks as their own imports would store them: sizes bounded, every
+    field a turn reads of the right type (so a tampered export cannot break a turn later),
+    and each book within the key budget."""
+    if game.card is not None:
+        check_sizes(game.card.data, "The export's game.card.data")
+        check_sizes(game.card.chat_header, "The export's game.card.chat_header")
+        game.card.data = normalise_data(game.card.data, [])
+        if book := game.card.data.get("character_book"):
+            check_key_budget(book, "The export's game.card.data.character_book", max_lore_keys)
+    for index, attached in enumerate(game.lorebooks or ()):
+        what = f"The export's game.lorebooks.{index}.book"
+        check_sizes(attached.book, what)
+        attached.book = normalise_book(attached.book)
+        check_key_budget(attached.book, what, max_lore_keys)
+
+
+def _check_meta(messages: list[ExportedMessage]) -> None:
+    """An imported chat's keys are kept as they came (a chat export writes them back), so
+    only their sizes are bounded, as a chat import bounds each line."""
+    for index, message in enumerate(messages):
+        if message.meta is not None:
+            check_sizes(message.meta, f"The export's messages.{index}.meta")
 
 
 async def import_tree(repo: GameRepo, tree: ExportedTree) -> Game:
@@ -217,12 +326,16 @@ async def import_tree(repo: GameRepo, tree: ExportedTree) -> Game:
         turn_count=g.turn_count,
         image_mode=g.image_mode,
         mock_scenario=g.mock_scenario,
+        # exclude_none: an absent chat header stays absent, as in the card the game was made with
+        card=g.card.model_dump(exclude_none=True) if g.card else None,
+        persona=g.persona,
+        lorebooks=[book.model_dump() for book in g.lorebooks or ()] or None,
         created_at=g.created_at,
         updated_at=utcnow(),
     )
     rows = []
     for m in sorted(tree.messages, key=lambda m: m.depth):
-        row = {name: getattr(m, name) for name in MESSAGE_FIELDS}
+        row = m.model_dump(include=set(MESSAGE_FIELDS))  # lore entries as plain JSON
         if row["status"] == "streaming":  # nothing is writing it here
             row["status"] = "interrupted"
         rows.append(

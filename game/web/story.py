@@ -125,8 +125,14 @@ async def import_game(request: Request, repo: GameRepo) -> Redirect:
         raise TurnRejected("Choose an exported game file (.json) to import.")
     data = await upload.read()
     # JSON decoding and validation of up to 32 MB: a thread, not the event loop
-    limit = request.app.state.settings.max_import_messages
-    tree = await asyncio.to_thread(parse_export, data, _catalog(request), limit)
+    settings = request.app.state.settings
+    tree = await asyncio.to_thread(
+        parse_export,
+        data,
+        _catalog(request),
+        max_messages=settings.max_import_messages,
+        max_lore_keys=settings.max_lore_keys,
+    )
     game = await import_tree(repo, tree)
     return Redirect(f"/games/{game.id}", status_code=303)
 
