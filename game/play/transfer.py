@@ -11,12 +11,13 @@ rendered escaped like any model output.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy import insert
 
 from game.cards import CardError
@@ -43,7 +44,7 @@ VERSION = 1
 MAX_MESSAGES = 50_000
 MAX_LORE_KEYS = 20_000  # keys in one lorebook (CHATGAME_MAX_LORE_KEYS' default)
 PERSONA_CHARS = 2_000  # a persona's description, as the persona forms allow
-MAX_IMPORT_BYTES = 32 * 1024 * 1024
+MAX_IMPORT_BYTES = 128 * 1024 * 1024  # a 25,000-turn game exports about 100 MB
 IMPORT_CHUNK = 1000  # rows inserted per statement
 EXPORT_CHUNK = 100  # messages serialised between two turns of the event loop (a few ms)
 MESSAGE_FIELDS = (
@@ -187,6 +188,37 @@ def _exported(message: Message) -> dict[str, Any]:
     return row
 
 
+MESSAGES = TypeAdapter(list[ExportedMessage])
+VALIDATE_CHUNK = 200  # messages validated between two pauses (see _validated)
+
+
+def _validated(value: Any) -> ExportedTree:
+    """`ExportedTree.model_validate(value)`, the messages a chunk at a time.
+
+    This runs in a thread beside the event loop, and validation holds the GIL: one call over
+    20,000 messages would stop every other request for a second. A pause between chunks lets
+    the event loop's thread run.
+    """
+    messages = value.get("messages") if isinstance(value, dict) else None
+    if not isinstance(messages, list):
+        return ExportedTree.model_validate(value)
+    tree = ExportedTree.model_validate({**value, "messages": []})
+    checked: list[ExportedMessage] = []
+    for start in range(0, len(messages), VALIDATE_CHUNK):
+        try:
+            checked += MESSAGES.validate_python(messages[start : start + VALIDATE_CHUNK])
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            index, *rest = first["loc"]
+            where = ".".join(str(p) for p in ("messages", int(index) + start, *rest))
+            raise TurnRejected(
+                f"That is not an Arcadia game export ({where}: {first['msg']})."
+            ) from None
+        time.sleep(0)  # hands the GIL over: the event loop runs between chunks
+    tree.messages = checked
+    return tree
+
+
 def parse_export(
     data: bytes,
     catalog: Catalog,
@@ -210,7 +242,7 @@ def parse_export(
                 "(CHATGAME_MAX_IMPORT_MESSAGES).",
                 413,
             )
-        tree = ExportedTree.model_validate(value)
+        tree = _validated(value)
     except UnicodeDecodeError:
         raise TurnRejected("That is not an Arcadia game export (it is not UTF-8 text).") from None
     except (json.JSONDecodeError, RecursionError):

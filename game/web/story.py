@@ -124,7 +124,7 @@ async def import_game(request: Request, repo: GameRepo) -> Redirect:
     if not isinstance(upload, UploadFile):
         raise TurnRejected("Choose an exported game file (.json) to import.")
     data = await upload.read()
-    # JSON decoding and validation of up to 32 MB: a thread, not the event loop
+    # JSON decoding and validation of up to 128 MB: a thread, not the event loop
     settings = request.app.state.settings
     tree = await asyncio.to_thread(
         parse_export,
