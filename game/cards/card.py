@@ -233,7 +233,8 @@ def normalise_entry(entry: dict[str, Any]) -> dict[str, Any]:
             out[key] = bool(entry.get(key))
     if "secondary_keys" in entry:
         out["secondary_keys"] = _texts(entry.get("secondary_keys"))
-    if "position" in entry and entry.get("position") not in POSITIONS:
+    position = entry.get("position")
+    if "position" in entry and not (isinstance(position, str) and position in POSITIONS):
         out["position"] = "before_char"
     if "priority" in entry:
         out["priority"] = _clamped(entry.get("priority"), 0)

@@ -84,7 +84,9 @@ def parse_chat(
         text = payload.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CardError("The chat file is not UTF-8 text.") from None
-    rows = [line for line in text.splitlines() if line.strip()]
+    # Lines end at \n only: JSON writers leave U+2028, U+2029 and U+0085 raw inside strings,
+    # where str.splitlines() would break a message in two.
+    rows = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
     if not rows:
         raise CardError("The chat file is empty.")
     if len(rows) > max_lines + 1:  # the header line is not a message

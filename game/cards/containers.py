@@ -12,6 +12,7 @@ import io
 import json
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,7 +134,7 @@ def read_charx(payload: bytes, max_bytes: int) -> ImportedCard:
             raise CardError(f"{member.filename} in the CHARX file is too large.", 413)
         try:
             return archive.read(member)
-        except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
+        except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError, zlib.error):
             raise CardError(f"{member.filename} in the CHARX file is damaged.") from None
 
     card = parse_card(loads(read(info, MAX_JSON_BYTES), "The CHARX card.json"))

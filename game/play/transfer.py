@@ -24,6 +24,7 @@ from game.cards import CardError
 from game.cards.card import (
     MAX_BOOK_NUMBER,
     MAX_ENTRIES,
+    MAX_FIELD_CHARS,
     MAX_LIST_ITEMS,
     check_sizes,
     normalise_book,
@@ -80,7 +81,7 @@ class ExportedMessage(BaseModel):
     parent_id: str | None = Field(None, max_length=64)
     depth: int = Field(ge=0, le=MAX_MESSAGES)
     role: Literal["user", "assistant"]
-    content: str = Field("", max_length=100_000)
+    content: str = Field("", max_length=MAX_FIELD_CHARS)  # as long as a card or chat allows
     status: Literal["streaming", "done", "stopped", "failed", "interrupted"] = "done"
     raw: str = Field("", max_length=200_000)
     state: dict[str, Any] | None = None

@@ -246,7 +246,7 @@ def _read_book(payload: bytes) -> dict:
         raise CardError("The lorebook's JSON is not an object.")
     if isinstance(value.get("data"), dict) and "character_book" in value["data"]:
         value = value["data"]["character_book"] or {}
-    if "entries" not in value:
+    if not isinstance(value, dict) or "entries" not in value:
         raise CardError("This JSON is not a lorebook: it has no entries.")
     return normalise_book(value)
 
