@@ -4,7 +4,8 @@ JSON can hold what Python strings can but text cannot: a lone surrogate escape (
 decodes to a string that no page, header or database driver can encode, so the import would
 succeed and every later page of it fail. `NaN`, `Infinity` and numbers past a float's range
 (`1e999`) are not JSON at all for most readers (PostgreSQL, browsers), yet Python accepts them.
-Both are settled here, once, as the text is decoded: lone surrogates become U+FFFD, non-finite
+Both are settled here, once, as the text is decoded: lone surrogates (and NUL, which PostgreSQL
+text cannot hold) become U+FFFD, non-finite
 numbers become null (absent, so the field's default applies).
 """
 
@@ -15,12 +16,14 @@ import math
 import re
 from typing import Any
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # pairs were already joined by the decoder
+# Lone surrogates (pairs were already joined by the decoder), and NUL, which PostgreSQL's text
+# cannot hold at all ("invalid byte sequence for encoding UTF8: 0x00").
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 
 
 def mend_text(text: str) -> str:
-    """`text` with each lone surrogate replaced by U+FFFD (the replacement character)."""
-    return _LONE_SURROGATE.sub("\ufffd", text)
+    """`text` with each lone surrogate and NUL replaced by U+FFFD (the replacement character)."""
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def _finite(literal: str) -> float | None:

@@ -355,3 +355,21 @@ def test_a_multipart_field_that_is_not_utf8_is_a_readable_400(player: Player) ->
     )
     assert response.status_code == 400
     assert "not readable text" in response.text
+
+
+def test_nul_characters_are_mended_before_they_reach_the_database(player: Player) -> None:
+    # before, on PostgreSQL: 500 "invalid byte sequence for encoding UTF8: 0x00" (an imported
+    # game whose text held a NUL, found by the fuzz test; a typed action the same)
+    game = player.new_game()
+    player.finish_turn(game)
+    posted = player.post(f"/games/{game}/turns", {"action": "I knock\x00 twice."})
+    assert posted.status_code == 303
+    player.finish_turn(game)
+    assert "I knock\ufffd twice." in player.play_page(game)
+    export = player.get(f"/games/{game}/export.json").json()
+    export["messages"][-1]["raw"] += "\x00"
+    export["messages"][-1]["content"] += "\x00"
+    response = upload(player, "/games/import", "nul.json", json.dumps(export).encode())
+    assert response.status_code == 303, response.text
+    imported = response.headers["location"].rsplit("/", 1)[1]
+    assert player.get(f"/games/{imported}").status_code == 200

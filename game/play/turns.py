@@ -39,6 +39,7 @@ from game.store.batch_writer import BatchWriter, Writes
 from game.store.instances import Instance
 from game.store.models import Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
+from game.untrusted import mend_text
 
 if TYPE_CHECKING:
     from game.play.memory import MemoryKeeper
@@ -271,7 +272,7 @@ class TurnService:
             )
 
     def _clean_action(self, text: str) -> str:
-        action = " ".join(text.split())
+        action = " ".join(mend_text(text).split())  # a typed NUL would not store on PostgreSQL
         if not action:
             raise TurnRejected("Write what you do, or pick one of the choices.")
         if len(action) > self.max_action_chars:
