@@ -20,14 +20,11 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 
-from bench.stream_overhead import RESULTS, direct_turn, percentile
-from tests.appserver import make_server, start_fake_backend
+from bench.stream_overhead import RESULTS, direct_turn, game_on_fake_server, percentile
 from tests.browser.helpers import CHROMIUM_ARGS, chromium_path
 
 # Stamps the Send click and the first narration text of the new turn, in page time.
@@ -92,14 +89,7 @@ def main() -> int:
         print("no Chromium: apt-get install chromium", file=sys.stderr)
         return 2
 
-    tmp = Path(tempfile.mkdtemp(prefix="arcadia-first-word-"))
-    fake = start_fake_backend(tmp / "fake.log", delay_ms=args.delay_ms)
-    (tmp / "game").mkdir()
-    server = make_server(
-        tmp / "game",
-        CHATGAME_OPENAI_BASE_URL=fake.base_url("openai"),
-        CHATGAME_TURN_RATE="off",
-    ).start()
+    fake, server = game_on_fake_server("arcadia-first-word-", args.delay_ms)
     try:
         direct = asyncio.run(direct_turns(fake.base_url("openai"), args.turns))
         game = browser_turns(server.url, args.turns)

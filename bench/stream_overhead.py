@@ -33,9 +33,26 @@ from pathlib import Path
 import httpx
 
 from game.play.turn_format import NarrationStream
-from tests.appserver import Player, make_server, start_fake_backend
+from tests.appserver import FakeBackend, Player, Server, make_server, start_fake_backend
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def game_on_fake_server(prefix: str, delay_ms: float) -> tuple[FakeBackend, Server]:
+    """The fake model server (a piece every `delay_ms`) and the game in live mode pointed at
+    it, in a temp folder of their own, with no limits: a benchmark plays faster than a person
+    and starts many turns at once."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    fake = start_fake_backend(tmp / "fake.log", delay_ms=delay_ms)
+    (tmp / "game").mkdir()
+    server = make_server(
+        tmp / "game",
+        CHATGAME_OPENAI_BASE_URL=fake.base_url("openai"),
+        CHATGAME_READ_TIMEOUT="120",
+        CHATGAME_TURN_RATE="off",
+        CHATGAME_MAX_MODEL_CALLS="100000",
+    ).start()
+    return fake, server
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -214,16 +231,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="arcadia-bench-"))
-    fake = start_fake_backend(tmp / "fake.log", delay_ms=args.delay_ms)
-    (tmp / "game").mkdir()
-    server = make_server(
-        tmp / "game",
-        CHATGAME_OPENAI_BASE_URL=fake.base_url("openai"),
-        CHATGAME_READ_TIMEOUT="120",
-        CHATGAME_TURN_RATE="off",  # the benchmark plays far faster than a person
-        CHATGAME_MAX_MODEL_CALLS="100000",  # and starts 100 turns at once
-    ).start()
+    fake, server = game_on_fake_server("arcadia-bench-", args.delay_ms)
     results = []
     try:
         games = []

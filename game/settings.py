@@ -189,8 +189,7 @@ class Settings(BaseSettings):
         any IP address: DNS rebinding needs a domain name, so an IP in Host is never one.
         """
         names = set(LOOPBACK_NAMES)
-        listed = {h.strip().lower().rstrip(".") for h in self.allowed_hosts.split(",")}
-        names |= listed - {""}
+        names |= {h.lower().rstrip(".") for h in _items(self.allowed_hosts)} - {""}
         if self.allowed_hosts.strip():
             return names, False
         host = self.host.strip("[]").lower()

@@ -20,7 +20,8 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+from game.web.hosts import SAFE_METHODS
+
 HEADER = "x-csrftoken"
 FIELD = "_csrf_token"
 
