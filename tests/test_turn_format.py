@@ -80,3 +80,21 @@ def test_parse_plain_prose_is_kept_as_narration() -> None:
 def test_parse_rejects_output_with_nothing_to_read(raw: str) -> None:
     with pytest.raises(TurnFormatError):
         parse_turn(raw)
+
+
+def test_parse_reads_the_first_story_object_among_several() -> None:
+    # What SmolLM2 wrote in CI: objects with prose between, so first brace to last is not JSON.
+    raw = (
+        'JSON:\n{"narration": "You look at the conductor. The ticket says tomorrow."}\n\n'
+        "Mara Quill's response:\n\"You have to look.\"\n\nMara Quill's action: I ask Pim.\n\n"
+        'JSON: {"choices": ["Ask again", "Leave"]}'
+    )
+    turn = parse_turn(raw)
+    assert turn.narration == "You look at the conductor. The ticket says tomorrow."
+    assert "{" not in turn.narration
+
+
+def test_parse_keeps_the_story_of_an_object_that_never_closed() -> None:
+    turn = parse_turn('Here: {"narration": "The lamp \\u00e9 flickers.", "choices": ["Go", ')
+    assert turn.narration == "The lamp é flickers."
+    assert turn.problems == ["unclosed_json"]

@@ -34,6 +34,7 @@ _NARRATION_KEY = re.compile(
 )
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
+_MAX_OBJECT_STARTS = 64  # bounds the scan on output full of braces
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
@@ -175,6 +176,27 @@ def _load_object(text: str) -> dict[str, Any] | None:
     return None
 
 
+def _first_story_object(raw: str) -> dict[str, Any] | None:
+    """The first object in `raw` that decodes and has narration, else the first that decodes.
+
+    Small models sometimes write several objects with prose between them ("JSON: {...} Mara's
+    response: ... JSON: {...}"), so the span from the first brace to the last is not JSON.
+    """
+    decoder = json.JSONDecoder(strict=False)
+    first: dict[str, Any] | None = None
+    for text in (raw, _TRAILING_COMMA.sub(r"\1", raw)):
+        for start in [m.start() for m in re.finditer(r"\{", text)][:_MAX_OBJECT_STARTS]:
+            try:
+                value, _ = decoder.raw_decode(text, start)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                if _pick(value, "narration"):
+                    return value
+                first = first or value
+    return first
+
+
 def _pick(data: dict[str, Any], name: str) -> Any:
     lowered = {str(k).strip().lower(): v for k, v in data.items()}
     for alias in _ALIASES[name]:
@@ -196,7 +218,14 @@ def parse_turn(raw: str) -> ParsedTurn:
         raise TurnFormatError("The narrator sent an empty reply.")
     body = _find_object(text)
     data = _load_object(body) if body else None
+    if data is None and body:
+        data = _first_story_object(body)
     if data is None:
+        cut_off = _NARRATION_KEY.search(text)
+        if cut_off:  # an object that never closed: keep its story, not its syntax
+            story = NarrationStream().feed("{" + text[cut_off.start() :]).strip()
+            if any(ch.isalpha() for ch in story):
+                return ParsedTurn(narration=story, problems=["unclosed_json"])
         prose = _FENCE.sub("", text).strip()
         if not any(ch.isalpha() for ch in prose) or prose.startswith("{"):
             raise TurnFormatError("The narrator's reply could not be read.")
