@@ -48,11 +48,27 @@ def _mended(value: Any) -> Any:
     return value
 
 
-def decode_json(text: str) -> Any:
+def _decoder(strict: bool) -> json.JSONDecoder:
+    return json.JSONDecoder(
+        parse_constant=lambda _: None, parse_float=_finite, parse_int=_integer, strict=strict
+    )
+
+
+_STRICT, _LENIENT = _decoder(True), _decoder(False)
+
+
+def decode_json(text: str, *, strict: bool = True) -> Any:
     """Parse untrusted JSON text: lone surrogates mended, NaN/Infinity/1e999 read as null.
 
-    Raises `json.JSONDecodeError` (or `RecursionError` for absurd nesting); callers turn
-    those into their own readable errors.
+    `strict=False` also accepts raw control characters (a newline) inside strings, as language
+    models write them. Raises `json.JSONDecodeError` (or `RecursionError` for absurd nesting);
+    callers turn those into their own readable errors.
     """
-    value = json.loads(text, parse_constant=lambda _: None, parse_float=_finite, parse_int=_integer)
-    return _mended(value)
+    return _mended((_STRICT if strict else _LENIENT).decode(text))
+
+
+def decode_json_at(text: str, start: int) -> tuple[Any, int]:
+    """Like `decode_json(strict=False)` for the value that starts at `text[start]`, when more
+    text may follow it; returns the value and the index just past it."""
+    value, end = _LENIENT.raw_decode(text, start)
+    return _mended(value), end

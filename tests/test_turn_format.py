@@ -98,3 +98,21 @@ def test_parse_keeps_the_story_of_an_object_that_never_closed() -> None:
     turn = parse_turn('Here: {"narration": "The lamp \\u00e9 flickers.", "choices": ["Go", ')
     assert turn.narration == "The lamp é flickers."
     assert turn.problems == ["unclosed_json"]
+
+
+def test_parse_mends_what_no_page_or_database_can_hold() -> None:
+    raw = (
+        '{"narration": "A \\ud800 gap\\u0000.", "choices": ["Go \\udfff", "Stay"], '
+        '"state": {"meters": {"nerve": NaN, "luck": 1e999}}}'
+    )
+    turn = parse_turn(raw)
+    assert turn.narration == "A \ufffd gap\ufffd."
+    assert turn.choices == ["Go \ufffd", "Stay"]
+    assert turn.state_update == {"meters": {"nerve": None, "luck": None}}
+
+
+def test_parse_survives_absurd_nesting() -> None:
+    turn = parse_turn(
+        '{"narration": "The road forks.", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    )
+    assert turn.narration.startswith("The road forks.")

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from game.untrusted import decode_json, decode_json_at
+
 MAX_CHOICES = 4
 CHOICE_CHARS = 90
 HINT_CHARS = 240
@@ -169,8 +171,8 @@ def _find_object(raw: str) -> str | None:
 def _load_object(text: str) -> dict[str, Any] | None:
     for candidate in (text, _TRAILING_COMMA.sub(r"\1", text)):
         try:
-            value = json.loads(candidate, strict=False)
-        except json.JSONDecodeError:
+            value = decode_json(candidate, strict=False)
+        except (json.JSONDecodeError, RecursionError):
             continue
         return value if isinstance(value, dict) else None
     return None
@@ -182,13 +184,12 @@ def _first_story_object(raw: str) -> dict[str, Any] | None:
     Small models sometimes write several objects with prose between them ("JSON: {...} Mara's
     response: ... JSON: {...}"), so the span from the first brace to the last is not JSON.
     """
-    decoder = json.JSONDecoder(strict=False)
     first: dict[str, Any] | None = None
     for text in (raw, _TRAILING_COMMA.sub(r"\1", raw)):
         for start in [m.start() for m in re.finditer(r"\{", text)][:_MAX_OBJECT_STARTS]:
             try:
-                value, _ = decoder.raw_decode(text, start)
-            except json.JSONDecodeError:
+                value, _ = decode_json_at(text, start)
+            except (json.JSONDecodeError, RecursionError):
                 continue
             if isinstance(value, dict):
                 if _pick(value, "narration"):
