@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from sqlalchemy import insert
+from sqlalchemy import JSON, Row, insert
 
 from game.cards import CardError
 from game.cards.card import (
@@ -173,20 +173,27 @@ async def json_export(repo: GameRepo, game: Game) -> AsyncIterator[bytes]:
     }
     yield json.dumps(head, ensure_ascii=False)[:-1].encode() + b', "messages": ['
     separator = b"\n"
-    async for messages in repo.message_chunks(game, size=EXPORT_CHUNK):
-        lines = [json.dumps(_exported(m), ensure_ascii=False).encode() for m in messages]
-        yield separator + b",\n".join(lines)
+    async for rows in repo.export_rows(game, size=EXPORT_CHUNK):
+        yield separator + b",\n".join(_exported(row) for row in rows)
         separator = b",\n"
     yield b"\n]}\n"
 
 
-def _exported(message: Message) -> dict[str, Any]:
-    """A message as the export writes it (the fields of ExportedMessage; read straight off
-    the row: validating each one on the way out would cost more than the rest of the export)."""
-    row = {name: getattr(message, name) for name in ("id", "parent_id", "depth")}
-    row |= {name: getattr(message, name) for name in MESSAGE_FIELDS}
-    row["created_at"] = message.created_at.isoformat()
-    return row
+_STORED_JSON = tuple(c.name for c in Message.__table__.columns if isinstance(c.type, JSON))
+_PLAIN = tuple(n for n in ("id", "parent_id", "depth", *MESSAGE_FIELDS) if n not in _STORED_JSON)
+
+
+def _exported(row: Row) -> bytes:
+    """A message as the export writes it: the fields of ExportedMessage, straight off the row
+    (validating each one on the way out would cost more than the rest of the export), its JSON
+    columns spliced in as stored (they were written as JSON)."""
+    fields = row._mapping
+    plain = {name: fields[name] for name in _PLAIN}
+    plain["created_at"] = plain["created_at"].isoformat()
+    spliced = "".join(
+        f', "{name}": {"null" if fields[name] is None else fields[name]}' for name in _STORED_JSON
+    )
+    return (json.dumps(plain, ensure_ascii=False)[:-1] + spliced + "}").encode()
 
 
 MESSAGES = TypeAdapter(list[ExportedMessage])
