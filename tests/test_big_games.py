@@ -7,16 +7,18 @@ import re
 import time
 from types import SimpleNamespace
 
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import dialect as postgresql_dialect
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from game.store.db import alembic_config
 from game.store.models import Game, Message
 from game.store.repo import GameRepo
 from tests.aio import run
 from tests.appserver import Player, Server, run_game
-from tests.databases import on_postgres
+from tests.databases import database_env, on_postgres
 
 
 def seed(server: Server, player: Player, games: int, turns: int) -> None:
@@ -158,3 +160,42 @@ def test_a_deleted_games_rows_are_gone(own_server: Server) -> None:
         g=game,
     )
     assert counts == [[(0,)], [(0,)], [(0,)]]
+
+
+def test_upgrading_marks_the_branch_ends_of_existing_games(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Migration 0011 sets has_children on the messages already stored; later inserts keep it."""
+    where = database_env(tmp_path)
+    url = where.get("CHATGAME_DATABASE_URL") or f"sqlite+aiosqlite:///{where['CHATGAME_DB_PATH']}"
+    game = text(
+        "INSERT INTO games (id, player_id, title, world_id, route_id, cast_id, player_name, "
+        "origin, turn_count, image_mode, mock_scenario, persona, created_at, updated_at) VALUES "
+        "('g', 'p', 't', 'w', 'r', 'c', 'n', '', 0, 'off', '', '', CURRENT_TIMESTAMP, "
+        "CURRENT_TIMESTAMP)"
+    )
+    message = text(
+        "INSERT INTO messages (id, game_id, parent_id, depth, role, content, status, raw, hint, "
+        "notice, memory, memory_through, owner, created_at) VALUES (:id, 'g', :parent, 0, "
+        "'user', '', 'done', '', '', '', '', -1, '', CURRENT_TIMESTAMP)"
+    )
+
+    def upgrade(to: str):  # type: ignore[no-untyped-def]
+        return lambda connection: command.upgrade(alembic_config(connection), to)
+
+    async def go() -> list[tuple]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(upgrade("0010"))
+                await connection.execute(game)
+                for id_, parent in [("root", None), ("a", "root"), ("b", "root")]:
+                    await connection.execute(message, {"id": id_, "parent": parent})
+                await connection.run_sync(upgrade("head"))
+                await connection.execute(message, {"id": "c", "parent": "a"})  # the trigger's
+                result = await connection.execute(
+                    text("SELECT id, has_children FROM messages ORDER BY id")
+                )
+                return [(id_, bool(flag)) for id_, flag in result]
+        finally:
+            await engine.dispose()
+
+    assert run(go()) == [("a", True), ("b", False), ("c", False), ("root", True)]

@@ -14,6 +14,7 @@ from game.play.state import StoryState, merge_state
 from game.play.turn_format import parse_turn
 from game.settings import PACKAGE_ROOT
 from tests.appserver import Player, Server
+from tests.cardkit import upload
 from tests.test_http_play import choice_labels, meters
 
 CATALOG = load_catalog(PACKAGE_ROOT / "content")
@@ -143,6 +144,10 @@ def test_regenerate_flip_continue_edit_rewind_and_branches(player: Player) -> No
     assert "you are here" in page
     for leaf in leaves:
         assert leaf["content"][:30].replace("'", "&#39;") in page
+    # The same branch ends in the game imported from its export (written in one bulk insert)
+    response = upload(player, "/games/import", "game.json", json.dumps(tree).encode())
+    copy = response.headers["location"].split("/")[2]
+    assert player.get(f"/games/{copy}/branches").text.count('<li class="branch') == 4
     assert player.post(f"/games/{game}/messages/{first_head}/rewind").status_code == 303
     tree = assert_consistent(player, game)
     assert tree["head_id"] == first_head

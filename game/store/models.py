@@ -6,7 +6,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -59,6 +71,14 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_game_parent", "game_id", "parent_id"),
         Index("ix_messages_parent", "parent_id"),  # children of a message; the foreign key
+        Index(  # the game's branch ends, newest first (the Branches page)
+            "ix_messages_leaves",
+            "game_id",
+            "created_at",
+            "id",
+            sqlite_where=text("has_children = 0"),
+            postgresql_where=text("NOT has_children"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -67,6 +87,8 @@ class Message(Base):
         ForeignKey("messages.id", ondelete="CASCADE"), default=None
     )
     depth: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by a database trigger when a child is inserted (migration 0011), whoever inserts it.
+    has_children: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     role: Mapped[str] = mapped_column(String(16))  # user | assistant
     # user: the action text; assistant: the narration the player reads
     content: Mapped[str] = mapped_column(Text, default="")

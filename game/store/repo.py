@@ -21,6 +21,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    false,
     func,
     literal,
     or_,
@@ -28,7 +29,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from game.store.models import ArtJob, Game, Message, utcnow
 
@@ -166,11 +166,10 @@ class GameRepo:
             .join(below, Message.parent_id == below.c.id)
             .where(Message.game_id == game.id)
         )
-        child = aliased(Message)
         query = (
             select(Message.id)
             .join(below, Message.id == below.c.id)
-            .where(~_children(child, Message).exists())
+            .where(Message.has_children == false())
             .order_by(Message.created_at.desc(), Message.depth.desc())
             .limit(1)
         )
@@ -178,11 +177,10 @@ class GameRepo:
 
     async def leaves(self, game: Game, limit: int = 100) -> list[Message]:
         """The game's branch ends (messages without children), most recent first."""
-        child = aliased(Message)
         query = (
             select(Message)
-            .where(Message.game_id == game.id, ~_children(child, Message).exists())
-            .order_by(Message.created_at.desc(), Message.id)
+            .where(Message.game_id == game.id, Message.has_children == false())
+            .order_by(Message.created_at.desc(), Message.id.desc())
             .limit(limit)
         )
         return list((await self.session.scalars(query)).all())
@@ -286,11 +284,6 @@ _STORED_TEXT_COLUMNS = tuple(
     cast(column, Text).label(column.name) if isinstance(column.type, JSON) else column
     for column in Message.__table__.columns
 )
-
-
-def _children(child: Any, parent: Any) -> Select:
-    """The children of `parent` (an alias of Message), looked up by (game_id, parent_id)."""
-    return select(child.id).where(child.game_id == parent.game_id, child.parent_id == parent.id)
 
 
 class Alternatives(NamedTuple):
