@@ -22,6 +22,7 @@ from game.ai.provider import Provider
 from game.play.art import ArtService
 from game.play.backends import BackendService
 from game.play.catalog import load_catalog
+from game.play.deletion import GameDeleter
 from game.play.fanout import TurnFanout, asyncpg_dsn
 from game.play.live import TurnHub
 from game.play.memory import MemoryKeeper
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         fanout=fanout,
     )
     turns.memory = MemoryKeeper(sessions, catalog, provider, settings.context_tokens)
+    deleter = GameDeleter(sessions, art)
     if fanout is not None:
         fanout.on_stop = turns.stop_here
 
@@ -143,11 +145,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 log.warning("%d scene picture(s) were being painted at the last shutdown", requeued)
             art.start()
             chores.append(art.recover)
+        deleter.wake()  # finishes deletes a restart interrupted
         watcher = asyncio.create_task(instance.watch(*chores), name="shared-database-chores")
         try:
             yield
         finally:
             watcher.cancel()
+            await deleter.stop()
             await art.stop()
             saved = await turns.shutdown()
             if saved:
@@ -202,6 +206,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "turns": turns,
                 "backends": backends,
                 "art": art,
+                "deleter": deleter,
                 "secret_key": key,
             }
         ),

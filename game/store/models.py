@@ -21,6 +21,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# The owner of a game being deleted: no player has this id, so none of their queries finds it
+# while game.play.deletion removes its rows.
+DELETED = "(deleted)"
+
 
 def new_id() -> str:
     """A random, unguessable id for games and messages."""

@@ -20,7 +20,6 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    delete,
     false,
     func,
     literal,
@@ -30,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from game.store.models import ArtJob, Game, Message, utcnow
+from game.store.models import DELETED, ArtJob, Game, Message, utcnow
 
 CHUNK = 500  # rows an export reads at a time
 
@@ -249,31 +248,12 @@ class GameRepo:
         )
         return (await self.session.scalars(query)).first()
 
-    async def delete_game(self, game: Game) -> set[str]:
-        """Delete the game, its messages and art jobs; returns the picture files that no other
-        game uses any more (for the caller to remove once this is committed).
-
-        The tree is unlinked first: deleting it linked would cascade parent to child, one
-        level of recursion per message, and a long game is deeper than any database allows.
-        """
-        images = set(
-            await self.session.scalars(
-                select(ArtJob.image).where(ArtJob.game_id == game.id, ArtJob.image != "")
-            )
-        )
-        await self.session.execute(update(Game).where(Game.id == game.id).values(head_id=None))
+    async def delete_game(self, game: Game) -> None:
+        """Take the game from its player: from now on no query finds it (see `DELETED`);
+        game.play.deletion removes its rows and pictures behind, a batch at a time."""
         await self.session.execute(
-            update(Message).where(Message.game_id == game.id).values(parent_id=None)
+            update(Game).where(Game.id == game.id).values(player_id=DELETED, head_id=None)
         )
-        await self.session.execute(delete(Message).where(Message.game_id == game.id))
-        await self.session.execute(delete(ArtJob).where(ArtJob.game_id == game.id))
-        await self.session.delete(game)
-        if not images:
-            return set()
-        shared = await self.session.scalars(
-            select(ArtJob.image).where(ArtJob.image.in_(images), ArtJob.game_id != game.id)
-        )
-        return images - set(shared)
 
     @staticmethod
     def touch(game: Game) -> None:

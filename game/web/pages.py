@@ -204,9 +204,9 @@ async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     for job in await repo.art_jobs(game, limit=5):
         if job.active:  # a picture being painted must not land after the game is gone
             await request.app.state.art.cancel(job)
-    unused = await repo.delete_game(game)
+    await repo.delete_game(game)
     await repo.session.commit()
-    await request.app.state.art.remove_files(unused)
+    request.app.state.deleter.wake()
     return Redirect("/", status_code=303)
 
 
