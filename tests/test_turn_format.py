@@ -94,10 +94,12 @@ def test_parse_reads_the_first_story_object_among_several() -> None:
     assert "{" not in turn.narration
 
 
-def test_parse_keeps_the_story_of_an_object_that_never_closed() -> None:
-    turn = parse_turn('Here: {"narration": "The lamp \\u00e9 flickers.", "choices": ["Go", ')
-    assert turn.narration == "The lamp é flickers."
-    assert turn.problems == ["unclosed_json"]
+def test_an_object_that_never_closed_is_not_shown_as_prose() -> None:
+    raw = 'Here: {"narration": "The lamp \\u00e9 flickers.", "choices": ["Go", '
+    with pytest.raises(TurnFormatError):
+        parse_turn(raw)
+    stream = NarrationStream()  # what the turn keeps: the story, which arrived whole
+    assert stream.feed(raw).endswith("The lamp é flickers.") and stream.complete
 
 
 def test_parse_mends_what_no_page_or_database_can_hold() -> None:
@@ -111,8 +113,6 @@ def test_parse_mends_what_no_page_or_database_can_hold() -> None:
     assert turn.state_update == {"meters": {"nerve": None, "luck": None}}
 
 
-def test_parse_survives_absurd_nesting() -> None:
-    turn = parse_turn(
-        '{"narration": "The road forks.", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
-    )
-    assert turn.narration.startswith("The road forks.")
+def test_absurd_nesting_is_a_format_error_not_a_crash() -> None:
+    with pytest.raises(TurnFormatError):  # before: RecursionError out of the turn
+        parse_turn('{"narration": "The road forks.", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")

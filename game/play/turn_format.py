@@ -222,13 +222,11 @@ def parse_turn(raw: str) -> ParsedTurn:
     if data is None and body:
         data = _first_story_object(body)
     if data is None:
-        cut_off = _NARRATION_KEY.search(text)
-        if cut_off:  # an object that never closed: keep its story, not its syntax
-            story = NarrationStream().feed("{" + text[cut_off.start() :]).strip()
-            if any(ch.isalpha() for ch in story):
-                return ParsedTurn(narration=story, problems=["unclosed_json"])
         prose = _FENCE.sub("", text).strip()
-        if not any(ch.isalpha() for ch in prose) or prose.startswith("{"):
+        # An object that never closed is not prose: shown, it would put JSON on the page. (The
+        # turn keeps its narration if that much arrived whole: NarrationStream.complete.)
+        unclosed = prose.startswith("{") or _NARRATION_KEY.search(prose)
+        if unclosed or not any(ch.isalpha() for ch in prose):
             raise TurnFormatError("The narrator's reply could not be read.")
         return ParsedTurn(narration=prose, problems=["not_json"])
 
