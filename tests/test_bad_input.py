@@ -373,3 +373,19 @@ def test_nul_characters_are_mended_before_they_reach_the_database(player: Player
     assert response.status_code == 303, response.text
     imported = response.headers["location"].rsplit("/", 1)[1]
     assert player.get(f"/games/{imported}").status_code == 200
+
+
+def test_nul_in_anything_a_player_types_or_sends_is_stored_mended(player: Player) -> None:
+    # before, on PostgreSQL: 500 on each (rename, persona, memory; a NUL in an id of the URL)
+    game = player.new_game()
+    player.finish_turn(game)
+    assert player.post(f"/games/{game}/rename", {"title": "The\x00 Bell"}).status_code == 303
+    assert "The\ufffd Bell" in player.get("/").text
+    assert player.post(f"/games/{game}/memory", {"memory": "Rain\x00 fell."}).status_code == 303
+    assert "Rain\ufffd fell." in player.get(f"/games/{game}/memory").text
+    persona = {"name": "Ada\x00", "description": "Tall\x00"}
+    assert player.post("/personas", persona).status_code == 303
+    assert "Ada\ufffd" in player.get("/characters").text
+    for path in ("/games/%00", "/games/%00/branches", "/characters/%00", "/art/%00"):
+        assert player.get(path).status_code == 404, path
+    assert player.post("/games/%00/turns", {"action": "hi"}).status_code == 404

@@ -318,3 +318,21 @@ def test_mock_mode_has_no_models_to_choose(player: Player) -> None:
     assert 'id="models"' not in player.get("/about").text
     response = player.post("/about/models", {"chat_model": "x", "image_model": "y"})
     assert response.status_code == 409
+
+
+def test_a_reply_holding_nul_characters_is_stored_and_shown(
+    openai_server: Server, fake_backend: FakeBackend
+) -> None:
+    # before, on PostgreSQL: the turn could not be saved (text cannot hold NUL): a 500 and a
+    # turn left streaming. Now every text column mends NUL and lone surrogates on the way in.
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    reply = '{"narration": "The bell\\u0000 rings.\\u0000", "choices": ["Go\\u0000", "Wait"]}'
+    fake_backend.script("openai", content=reply.replace("rings.\\u0000", "rings.\x00"))
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    player.finish_turn(game)
+    page = player.play_page(game)
+    assert "The bell\ufffd rings." in narration_of_head(page), narration_of_head(page)
+    assert "Go\ufffd" in page and "msg--streaming" not in page
+    assert player.get(f"/games/{game}/export.json").status_code == 200

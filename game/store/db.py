@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from game.settings import Settings
+from game.store.models import stored_json
 from game.store.private_files import private_database
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -27,7 +28,11 @@ def make_engine(settings: Settings) -> AsyncEngine:
     if not settings.is_sqlite:
         # Kept small: several app and worker processes share the server's connection limit.
         return create_async_engine(
-            settings.sqlalchemy_url, pool_pre_ping=True, pool_size=10, max_overflow=20
+            settings.sqlalchemy_url,
+            json_serializer=stored_json,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
         )
     private_database(settings.db_path)
     # aiosqlite runs each connection's calls on a thread of its own: a slow query never holds
@@ -35,6 +40,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
     # while it queues for the single SQLite writer, so the pool covers the requests in flight.
     engine = create_async_engine(
         settings.sqlalchemy_url,
+        json_serializer=stored_json,
         connect_args={"timeout": 15},
         pool_size=100,
         max_overflow=100,

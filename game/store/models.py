@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -16,10 +17,14 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     false,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from game.untrusted import mend_text
 
 # The owner of a game being deleted: no player has this id, so none of their queries finds it
 # while game.play.deletion removes its rows.
@@ -35,6 +40,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class MendedText(TypeDecorator[str]):
+    """Text as every database can store it: NUL and lone surrogates become U+FFFD on the way in.
+
+    PostgreSQL's text cannot hold NUL, and no driver can encode a lone surrogate; both arrive in
+    model replies, forms, imports and URLs. Mended here, at the one door to the database, no
+    write (or lookup by id) can fail on them.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return mend_text(value) if isinstance(value, str) else value
+
+
+class MendedString(MendedText):
+    """A length-limited `MendedText` (VARCHAR)."""
+
+    impl = String
+
+
+def stored_json(value: Any) -> str:
+    """The engine's JSON serializer: lone surrogates mended like text (NUL stays escaped)."""
+    return mend_text(json.dumps(value, ensure_ascii=False))
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[str]: JSON, list[Any]: JSON}
 
@@ -45,23 +76,26 @@ class Game(Base):
     __tablename__ = "games"
     __table_args__ = (Index("ix_games_player_updated", "player_id", "updated_at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    player_id: Mapped[str] = mapped_column(String(64))
-    title: Mapped[str] = mapped_column(String(120))
-    world_id: Mapped[str] = mapped_column(String(64))
-    route_id: Mapped[str] = mapped_column(String(64))
-    cast_id: Mapped[str] = mapped_column(String(64))
-    player_name: Mapped[str] = mapped_column(String(60))
-    origin: Mapped[str] = mapped_column(Text, default="")
+    id: Mapped[str] = mapped_column(MendedString(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(MendedString(64))
+    title: Mapped[str] = mapped_column(MendedString(120))
+    world_id: Mapped[str] = mapped_column(MendedString(64))
+    route_id: Mapped[str] = mapped_column(MendedString(64))
+    cast_id: Mapped[str] = mapped_column(MendedString(64))
+    player_name: Mapped[str] = mapped_column(MendedString(60))
+    origin: Mapped[str] = mapped_column(MendedText, default="")
     # The newest message on the branch being played; the story is the path from it to the root.
-    head_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    head_id: Mapped[str | None] = mapped_column(MendedString(32), default=None)
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
-    image_mode: Mapped[str] = mapped_column(String(16), default="suggest")  # off|suggest|force
-    mock_scenario: Mapped[str] = mapped_column(String(32), default="")  # "" = the server's default
+    # off|suggest|force
+    image_mode: Mapped[str] = mapped_column(MendedString(16), default="suggest")
+    # "" = the server's default
+    mock_scenario: Mapped[str] = mapped_column(MendedString(32), default="")
     # A game played with a character card: {"character_id", "data", "own_scenario"} (a snapshot,
     # so deleting the card from the library keeps the game playable). None: a catalog companion.
     card: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    persona: Mapped[str] = mapped_column(Text, default="")  # the player's description ({{user}})
+    # the player's description ({{user}})
+    persona: Mapped[str] = mapped_column(MendedText, default="")
     # Lorebooks attached to the game: [{"id", "name", "book"}] (snapshots of library books)
     lorebooks: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -85,7 +119,7 @@ class Message(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(MendedString(32), primary_key=True, default=new_id)
     game_id: Mapped[str] = mapped_column(ForeignKey("games.id", ondelete="CASCADE"))
     parent_id: Mapped[str | None] = mapped_column(
         ForeignKey("messages.id", ondelete="CASCADE"), default=None
@@ -93,24 +127,24 @@ class Message(Base):
     depth: Mapped[int] = mapped_column(Integer, default=0)
     # Set by a database trigger when a child is inserted (migration 0011), whoever inserts it.
     has_children: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    role: Mapped[str] = mapped_column(String(16))  # user | assistant
+    role: Mapped[str] = mapped_column(MendedString(16))  # user | assistant
     # user: the action text; assistant: the narration the player reads
-    content: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[str] = mapped_column(MendedText, default="")
     # streaming | done | stopped | failed | interrupted
-    status: Mapped[str] = mapped_column(String(16), default="done")
-    raw: Mapped[str] = mapped_column(Text, default="")  # the narrator's raw output
+    status: Mapped[str] = mapped_column(MendedString(16), default="done")
+    raw: Mapped[str] = mapped_column(MendedText, default="")  # the narrator's raw output
     state: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # full snapshot
     choices: Mapped[list[str] | None] = mapped_column(JSON, default=None)
-    hint: Mapped[str] = mapped_column(Text, default="")
+    hint: Mapped[str] = mapped_column(MendedText, default="")
     scene: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    notice: Mapped[str] = mapped_column(Text, default="")  # what went wrong, for the player
+    notice: Mapped[str] = mapped_column(MendedText, default="")  # what went wrong, for the player
     # The rolling memory as of this turn: a summary of the branch up to depth `memory_through`
     # (-1: nothing summarised yet). Each turn starts with its anchor's, so every branch point
     # keeps the memory of its own branch.
-    memory: Mapped[str] = mapped_column(Text, default="")
+    memory: Mapped[str] = mapped_column(MendedText, default="")
     memory_through: Mapped[int] = mapped_column(Integer, default=-1)
     # the process writing it while streaming (game/store/instances.py tells whether it lives)
-    owner: Mapped[str] = mapped_column(String(32), default="")
+    owner: Mapped[str] = mapped_column(MendedString(32), default="")
     # Lorebook entries that entered this turn's prompt: [{"label", "book", "tokens"}]
     lore: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     # What an imported chat said about this message (SillyTavern name, send_date, extra, ...)
@@ -127,12 +161,12 @@ class BackendCapabilities(Base):
 
     __tablename__ = "backend_capabilities"
 
-    base_url: Mapped[str] = mapped_column(String(500), primary_key=True)
+    base_url: Mapped[str] = mapped_column(MendedString(500), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # chosen on the settings page; "" = CHATGAME_CHAT_MODEL / CHATGAME_IMAGE_MODEL
-    chat_model: Mapped[str] = mapped_column(String(200), default="")
-    image_model: Mapped[str] = mapped_column(String(200), default="")
+    chat_model: Mapped[str] = mapped_column(MendedString(200), default="")
+    image_model: Mapped[str] = mapped_column(MendedString(200), default="")
 
 
 class ArtJob(Base):
@@ -141,19 +175,20 @@ class ArtJob(Base):
     __tablename__ = "art_jobs"
     __table_args__ = (Index("ix_art_jobs_status_created", "status", "created_at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(MendedString(32), primary_key=True, default=new_id)
     game_id: Mapped[str] = mapped_column(ForeignKey("games.id", ondelete="CASCADE"), index=True)
-    message_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    title: Mapped[str] = mapped_column(String(200), default="")
-    prompt: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(MendedString(32), default=None)
+    status: Mapped[str] = mapped_column(MendedString(16), default="queued")
+    title: Mapped[str] = mapped_column(MendedString(200), default="")
+    prompt: Mapped[str] = mapped_column(MendedText, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str] = mapped_column(Text, default="")
-    operation_id: Mapped[str] = mapped_column(String(100), default="")
-    image: Mapped[str] = mapped_column(String(100), default="")  # file name under the image dir
+    error: Mapped[str] = mapped_column(MendedText, default="")
+    operation_id: Mapped[str] = mapped_column(MendedString(100), default="")
+    # file name under the image dir
+    image: Mapped[str] = mapped_column(MendedString(100), default="")
     # a picture the backend already made (markdown image in a chat reply): fetched, not painted
-    source_url: Mapped[str] = mapped_column(Text, default="")
-    owner: Mapped[str] = mapped_column(String(32), default="")  # the process painting it
+    source_url: Mapped[str] = mapped_column(MendedText, default="")
+    owner: Mapped[str] = mapped_column(MendedString(32), default="")  # the process painting it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -168,13 +203,13 @@ class Character(Base):
     __tablename__ = "characters"
     __table_args__ = (Index("ix_characters_player_created", "player_id", "created_at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    player_id: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(200))
+    id: Mapped[str] = mapped_column(MendedString(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(MendedString(64))
+    name: Mapped[str] = mapped_column(MendedString(200))
     # the card's data object, normalised (every field present, unknown keys kept)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     extras: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # other root keys
-    source_spec: Mapped[str] = mapped_column(String(40), default="")
+    source_spec: Mapped[str] = mapped_column(MendedString(40), default="")
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     avatar: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # re-encoded PNG
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -186,10 +221,10 @@ class Persona(Base):
     __tablename__ = "personas"
     __table_args__ = (Index("ix_personas_player", "player_id"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    player_id: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(60))
-    description: Mapped[str] = mapped_column(Text, default="")
+    id: Mapped[str] = mapped_column(MendedString(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(MendedString(64))
+    name: Mapped[str] = mapped_column(MendedString(60))
+    description: Mapped[str] = mapped_column(MendedText, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -199,8 +234,8 @@ class Lorebook(Base):
     __tablename__ = "lorebooks"
     __table_args__ = (Index("ix_lorebooks_player", "player_id"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    player_id: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(200))
+    id: Mapped[str] = mapped_column(MendedString(32), primary_key=True, default=new_id)
+    player_id: Mapped[str] = mapped_column(MendedString(64))
+    name: Mapped[str] = mapped_column(MendedString(200))
     book: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
