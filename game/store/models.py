@@ -59,6 +59,7 @@ class MendedString(MendedText):
     """A length-limited `MendedText` (VARCHAR)."""
 
     impl = String
+    cache_ok = True  # declared per class: SQLAlchemy does not inherit it
 
 
 def stored_json(value: Any) -> str:
