@@ -10,6 +10,7 @@ rendered escaped like any model output.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -46,7 +47,7 @@ MAX_MESSAGES = 50_000
 MAX_LORE_KEYS = 20_000  # keys in one lorebook (CHATGAME_MAX_LORE_KEYS' default)
 PERSONA_CHARS = 2_000  # a persona's description, as the persona forms allow
 MAX_IMPORT_BYTES = 128 * 1024 * 1024  # a 25,000-turn game exports about 100 MB
-IMPORT_CHUNK = 1000  # rows inserted per statement
+IMPORT_CHUNK = 250  # rows inserted per statement (tens of ms of the event loop each)
 EXPORT_CHUNK = 100  # messages serialised between two turns of the event loop (a few ms)
 MESSAGE_FIELDS = (
     "role",
@@ -373,20 +374,8 @@ async def import_tree(repo: GameRepo, tree: ExportedTree) -> Game:
         created_at=g.created_at,
         updated_at=utcnow(),
     )
-    rows = []
-    for m in sorted(tree.messages, key=lambda m: m.depth):
-        row = m.model_dump(include=set(MESSAGE_FIELDS))  # lore entries as plain JSON
-        if row["status"] == "streaming":  # nothing is writing it here
-            row["status"] = "interrupted"
-        rows.append(
-            row
-            | {
-                "id": ids[m.id],
-                "game_id": game.id,
-                "parent_id": ids[m.parent_id] if m.parent_id else None,
-                "depth": m.depth,
-            }
-        )
+    # 50,000 messages take a while to turn into rows: a thread, so others' requests go on
+    rows = await asyncio.to_thread(_message_rows, tree, ids, game.id)
     repo.session.add(game)
     await repo.session.flush()
     for start in range(0, len(rows), IMPORT_CHUNK):  # the event loop breathes between chunks
@@ -394,3 +383,20 @@ async def import_tree(repo: GameRepo, tree: ExportedTree) -> Game:
     game.head_id = ids[tree.head_id] if tree.head_id else None
     await repo.session.commit()
     return game
+
+
+def _message_rows(tree: ExportedTree, ids: dict[str, str], game_id: str) -> list[dict[str, Any]]:
+    """The tree's messages as rows to insert, parents before children, with their new ids."""
+    rows = []
+    for m in sorted(tree.messages, key=lambda m: m.depth):
+        row = m.model_dump(include=set(MESSAGE_FIELDS))  # lore entries as plain JSON
+        if row["status"] == "streaming":  # nothing is writing it here
+            row["status"] = "interrupted"
+        row |= {
+            "id": ids[m.id],
+            "game_id": game_id,
+            "parent_id": ids[m.parent_id] if m.parent_id else None,
+            "depth": m.depth,
+        }
+        rows.append(row)
+    return rows
