@@ -11,10 +11,13 @@ numbers become null (absent, so the field's default applies).
 
 from __future__ import annotations
 
+import codecs
+import gc
 import json
 import math
 import re
-from typing import Any
+import time
+from typing import Any, NoReturn
 
 # Lone surrogates (pairs were already joined by the decoder), and NUL, which PostgreSQL's text
 # cannot hold at all ("invalid byte sequence for encoding UTF8: 0x00").
@@ -72,3 +75,150 @@ def decode_json_at(text: str, start: int) -> tuple[Any, int]:
     text may follow it; returns the value and the index just past it."""
     value, end = _LENIENT.raw_decode(text, start)
     return _mended(value), end
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, at: int) -> int:
+    """The index of the first non-whitespace character from `at`."""
+    return _SPACE.match(text, at).end()  # type: ignore[union-attr]
+
+
+PAUSE_EVERY = 200  # array items decoded between two pauses
+_AFTER_VALUE = frozenset(" \t\n\r,]}")
+WINDOW_BYTES = 1 << 20  # bytes decoded to text at a time
+
+
+def decode_json_in_steps(data: bytes) -> Any:
+    """`decode_json` for a large upload (a game export), in a thread beside the event loop.
+
+    A C call holds the GIL from start to end, and every other request of the process waits
+    that long: decoding a 55 MB export to text takes 0.2 s, one json.loads of it 0.5 s, a
+    garbage collection over what it made 0.1 s. Here the text is decoded a megabyte at a time
+    as the reader reaches it, a top-level object's arrays an item at a time, with a pause that
+    hands the GIL over every `PAUSE_EVERY` items, and no collection meanwhile (nothing it
+    makes is garbage). The result and the errors are `decode_json`'s.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _StepwiseReader(data).document()
+    finally:
+        if collecting:
+            gc.enable()
+
+
+class _StepwiseReader:
+    """Reads one JSON document from bytes through a window of decoded text."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.read = 0  # bytes decoded so far
+        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.text = ""  # the window of decoded text
+        self.base = 0  # the document position of self.text[0]
+        self.done = 0  # the document position before which no text is needed any more
+
+    def document(self) -> Any:
+        at = self.skip(0)
+        if self.char(at) != "{":
+            while self.more():  # not an object: read whole, as decode_json would
+                pass
+            return decode_json(self.text)
+        value, at = self.object(at + 1)
+        if self.char(self.skip(at)):
+            raise json.JSONDecodeError("Extra data", self.text, self.skip(at) - self.base)
+        return value
+
+    def more(self, size: int = 0) -> bool:
+        """Decode the next megabyte (or `size` bytes) into the window; False at the end."""
+        if self.read > len(self.data):
+            return False
+        size = max(size, WINDOW_BYTES)
+        piece = self.data[self.read : self.read + size]
+        self.read += size
+        # The text already read is dropped here, a megabyte at a time, not value by value.
+        self.text = self.text[self.done - self.base :] + self.decoder.decode(piece, not piece)
+        self.base = self.done
+        time.sleep(0)
+        return True
+
+    def char(self, at: int) -> str:
+        """The character at document position `at` ("" past the end)."""
+        while at - self.base >= len(self.text) and self.more():
+            pass
+        return self.text[at - self.base : at - self.base + 1]
+
+    def skip(self, at: int) -> int:
+        """The position of the first non-whitespace character from `at`."""
+        while True:
+            if not self.char(at):  # past the end (char has read as far as it could)
+                return at
+            end = _skip(self.text, at - self.base) + self.base
+            if end - self.base < len(self.text) or not self.more():
+                return end
+            at = end
+
+    def value(self, at: int) -> tuple[Any, int]:
+        """The value at `at` and the position after it; the text before it is done with."""
+        self.done = at
+        while True:
+            # A value longer than the window doubles it (one pass over the data, however long)
+            try:
+                value, end = _STRICT.raw_decode(self.text, at - self.base)
+            except json.JSONDecodeError:
+                if self.more(len(self.text)):  # perhaps only cut by the window's end
+                    continue
+                raise
+            # Complete only if followed by what may follow a value ("0." may be "0.5")
+            if self.text[end : end + 1] in _AFTER_VALUE or not self.more(len(self.text)):
+                return value, end + self.base
+
+    def fail(self, message: str, at: int) -> NoReturn:
+        raise json.JSONDecodeError(message, self.text, max(at - self.base, 0))
+
+    def object(self, at: int) -> tuple[dict[str, Any], int]:
+        """The object whose '{' is just before `at`; its arrays read an item at a time."""
+        result: dict[str, Any] = {}
+        at = self.skip(at)
+        if self.char(at) == "}":
+            return result, at + 1
+        while True:
+            if self.char(at) != '"':
+                self.fail("Expecting property name enclosed in double quotes", at)
+            key, at = self.value(at)
+            at = self.skip(at)
+            if self.char(at) != ":":
+                self.fail("Expecting ':' delimiter", at)
+            at = self.skip(at + 1)
+            if self.char(at) == "[":
+                value, at = self.array(at + 1)
+            else:
+                value, at = self.value(at)
+                value = _mended(value)
+            result[mend_text(key)] = value
+            at = self.skip(at)
+            if self.char(at) == "}":
+                return result, at + 1
+            if self.char(at) != ",":
+                self.fail("Expecting ',' delimiter", at)
+            at = self.skip(at + 1)
+
+    def array(self, at: int) -> tuple[list[Any], int]:
+        """The array whose '[' is just before `at`, an item at a time."""
+        items: list[Any] = []
+        at = self.skip(at)
+        if self.char(at) == "]":
+            return items, at + 1
+        while True:
+            item, at = self.value(at)
+            items.append(_mended(item))
+            if len(items) % PAUSE_EVERY == 0:
+                time.sleep(0)  # hands the GIL over: the event loop runs
+            at = self.skip(at)
+            if self.char(at) == "]":
+                return items, at + 1
+            if self.char(at) != ",":
+                self.fail("Expecting ',' delimiter", at)
+            at = self.skip(at + 1)

@@ -39,7 +39,7 @@ from game.play.state import StoryState
 from game.play.turns import TurnRejected
 from game.store.models import Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
-from game.untrusted import decode_json
+from game.untrusted import decode_json_in_steps
 
 FORMAT = "arcadia-game"
 VERSION = 1
@@ -243,7 +243,7 @@ def parse_export(
     if len(data) > MAX_IMPORT_BYTES:
         raise TurnRejected("That file is too large to be an Arcadia game export.", 413)
     try:
-        value = decode_json(data.decode("utf-8-sig"))
+        value = decode_json_in_steps(data)
         messages = value.get("messages") if isinstance(value, dict) else None
         if isinstance(messages, list) and len(messages) > max_messages:
             raise TurnRejected(
