@@ -105,6 +105,10 @@ def decode_json_in_steps(data: bytes) -> Any:
     try:
         return _StepwiseReader(data).document()
     finally:
+        # What was made stays: moved to the oldest generation without a collection looking
+        # at it (a young collection over a million new objects would stop everything too).
+        gc.freeze()
+        gc.unfreeze()
         if collecting:
             gc.enable()
 
