@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Row
+
 from game.cards.card import normalise_data
 from game.cards.chats import Chat, ChatExport, ExportLine
 from game.play.catalog import Catalog
@@ -96,17 +98,24 @@ async def import_chat(
     return game
 
 
+# What a chat line is made of: not the state snapshots and raw replies the tree also holds.
+CHAT_COLUMNS = tuple(
+    getattr(Message, name)
+    for name in ("id", "parent_id", "role", "content", "status", "meta", "created_at")
+)
+
+
 async def chat_export(repo: GameRepo, game: Game, char: str) -> ChatExport:
     """The game's current branch as a SillyTavern chat, with each message's alternatives.
 
     `char` names the narrator's messages (the card's character, or the game's companion).
     """
-    rows = [m async for chunk in repo.message_chunks(game) for m in chunk]
+    rows = [m async for chunk in repo.tree_rows(game, CHAT_COLUMNS) for m in chunk]
     by_id = {m.id: m for m in rows}
-    children: dict[str | None, list[Message]] = {}
+    children: dict[str | None, list[Row]] = {}
     for m in rows:
         children.setdefault(m.parent_id, []).append(m)
-    branch: list[Message] = []
+    branch: list[Row] = []
     node = by_id.get(game.head_id or "")
     while node is not None:
         branch.append(node)

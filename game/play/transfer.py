@@ -38,7 +38,7 @@ from game.play.games import clean_title
 from game.play.state import StoryState
 from game.play.turns import TurnRejected
 from game.store.models import Game, Message, new_id, utcnow
-from game.store.repo import GameRepo
+from game.store.repo import STORED_TEXT_COLUMNS, GameRepo
 from game.untrusted import decode_json_in_steps
 
 FORMAT = "arcadia-game"
@@ -174,7 +174,7 @@ async def json_export(repo: GameRepo, game: Game) -> AsyncIterator[bytes]:
     }
     yield json.dumps(head, ensure_ascii=False)[:-1].encode() + b', "messages": ['
     separator = b"\n"
-    async for rows in repo.export_rows(game, size=EXPORT_CHUNK):
+    async for rows in repo.tree_rows(game, STORED_TEXT_COLUMNS, size=EXPORT_CHUNK):
         yield separator + b",\n".join(_exported(row) for row in rows)
         separator = b",\n"
     yield b"\n]}\n"
