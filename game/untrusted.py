@@ -202,12 +202,9 @@ class _StepwiseReader:
                 value, at = self.value(at)
                 value = _mended(value)
             result[mend_text(key)] = value
-            at = self.skip(at)
-            if self.char(at) == "}":
-                return result, at + 1
-            if self.char(at) != ",":
-                self.fail("Expecting ',' delimiter", at)
-            at = self.skip(at + 1)
+            closed, at = self.after_item(at, "}")
+            if closed:
+                return result, at
 
     def array(self, at: int) -> tuple[list[Any], int]:
         """The array whose '[' is just before `at`, an item at a time."""
@@ -220,9 +217,15 @@ class _StepwiseReader:
             items.append(_mended(item))
             if len(items) % PAUSE_EVERY == 0:
                 time.sleep(0)  # hands the GIL over: the event loop runs
-            at = self.skip(at)
-            if self.char(at) == "]":
-                return items, at + 1
-            if self.char(at) != ",":
-                self.fail("Expecting ',' delimiter", at)
-            at = self.skip(at + 1)
+            closed, at = self.after_item(at, "]")
+            if closed:
+                return items, at
+
+    def after_item(self, at: int, close: str) -> tuple[bool, int]:
+        """Past an item: (True, after `close`) at the end, else (False, the next item)."""
+        at = self.skip(at)
+        if self.char(at) == close:
+            return True, at + 1
+        if self.char(at) != ",":
+            self.fail("Expecting ',' delimiter", at)
+        return False, self.skip(at + 1)
