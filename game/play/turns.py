@@ -39,7 +39,6 @@ from game.store.batch_writer import BatchWriter, Writes
 from game.store.instances import Instance
 from game.store.models import Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
-from game.untrusted import mend_text
 
 if TYPE_CHECKING:
     from game.play.memory import MemoryKeeper
@@ -272,7 +271,7 @@ class TurnService:
             )
 
     def _clean_action(self, text: str) -> str:
-        action = " ".join(mend_text(text).split())  # a typed NUL would not store on PostgreSQL
+        action = " ".join(text.split())  # NUL and the like: mended at the database (MendedText)
         if not action:
             raise TurnRejected("Write what you do, or pick one of the choices.")
         if len(action) > self.max_action_chars:
