@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -19,6 +20,7 @@ from game.ai.mock import MockProvider
 from game.ai.openai_compat import OpenAICompatProvider, make_client
 from game.ai.painters import MockPainter, OpenAIPainter, Painter
 from game.ai.provider import Provider
+from game.bulk import GIL_SWITCH_SECONDS
 from game.play.art import ArtService
 from game.play.backends import BackendService
 from game.play.catalog import load_catalog
@@ -127,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)  # the event loop first (see game.bulk)
         await migrate(engine)
         await instance.start()
         if fanout is not None:

@@ -12,12 +12,13 @@ numbers become null (absent, so the field's default applies).
 from __future__ import annotations
 
 import codecs
-import gc
 import json
 import math
 import re
 import time
 from typing import Any, NoReturn
+
+from game.bulk import collection_paused
 
 # Lone surrogates (pairs were already joined by the decoder), and NUL, which PostgreSQL's text
 # cannot hold at all ("invalid byte sequence for encoding UTF8: 0x00").
@@ -86,7 +87,8 @@ def _skip(text: str, at: int) -> int:
 
 
 PAUSE_EVERY = 200  # array items decoded between two pauses
-_AFTER_VALUE = frozenset(" \t\n\r,]}")
+_AFTER_VALUE = frozenset(" \t\n\r,]}:")  # ":" after a key
+_VALUE_START = frozenset('{["-0123456789tfnNI')  # NaN and Infinity too: decode_json reads them
 WINDOW_BYTES = 1 << 20  # bytes decoded to text at a time
 
 
@@ -97,20 +99,11 @@ def decode_json_in_steps(data: bytes) -> Any:
     that long: decoding a 55 MB export to text takes 0.2 s, one json.loads of it 0.5 s, a
     garbage collection over what it made 0.1 s. Here the text is decoded a megabyte at a time
     as the reader reaches it, a top-level object's arrays an item at a time, with a pause that
-    hands the GIL over every `PAUSE_EVERY` items, and no collection meanwhile (nothing it
-    makes is garbage). The result and the errors are `decode_json`'s.
+    hands the GIL over every `PAUSE_EVERY` items, and no collection meanwhile (see
+    `game.bulk`). The result and the errors are `decode_json`'s.
     """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collection_paused():
         return _StepwiseReader(data).document()
-    finally:
-        # What was made stays: moved to the oldest generation without a collection looking
-        # at it (a young collection over a million new objects would stop everything too).
-        gc.freeze()
-        gc.unfreeze()
-        if collecting:
-            gc.enable()
 
 
 class _StepwiseReader:
@@ -126,11 +119,13 @@ class _StepwiseReader:
 
     def document(self) -> Any:
         at = self.skip(0)
-        if self.char(at) != "{":
-            while self.more():  # not an object: read whole, as decode_json would
-                pass
-            return decode_json(self.text)
-        value, at = self.object(at + 1)
+        if self.char(at) == "{":
+            value, at = self.object(at + 1)
+        elif self.char(at) == "[":
+            value, at = self.array(at + 1)
+        else:
+            value, at = self.value(at)
+            value = _mended(value)
         if self.char(self.skip(at)):
             raise json.JSONDecodeError("Extra data", self.text, self.skip(at) - self.base)
         return value
@@ -167,6 +162,8 @@ class _StepwiseReader:
     def value(self, at: int) -> tuple[Any, int]:
         """The value at `at` and the position after it; the text before it is done with."""
         self.done = at
+        if self.char(at) not in _VALUE_START:  # not JSON here: say so before reading on
+            self.fail("Expecting value", at)
         while True:
             # A value longer than the window doubles it (one pass over the data, however long)
             try:

@@ -69,6 +69,40 @@ def test_refuses_what_decode_json_refuses(
         decode_json_in_steps(text.encode())
 
 
-def test_a_top_level_array_or_scalar_is_read_whole() -> None:
-    assert decode_json_in_steps(b" [1, NaN] ") == [1, None]
+def test_a_top_level_array_or_scalar_is_read() -> None:
+    assert decode_json_in_steps(b' [1, NaN, {"a": [2]}] ') == [1, None, {"a": [2]}]
     assert decode_json_in_steps(b'"x"') == "x"
+    assert decode_json_in_steps(b"-1.5e3") == -1500.0
+
+
+@pytest.mark.parametrize("garbage", [b"x" * 5_000_000, b'{"a": x' + b"y" * 5_000_000])
+def test_garbage_fails_without_reading_the_rest(garbage: bytes) -> None:
+    # A 58 MB upload that was not JSON used to be read whole first, copying the growing text
+    # at every megabyte: 1.5 s with the GIL held, every other request of the process waiting.
+    reader = untrusted._StepwiseReader(garbage)
+    with pytest.raises(json.JSONDecodeError, match="Expecting value"):
+        reader.document()
+    assert reader.read <= untrusted.WINDOW_BYTES
+
+
+def test_the_window_stays_small_however_large_the_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each key once doubled the window until the whole document was text: a 58 MB export was
+    # copied again and again, in C calls that held the GIL for up to 0.4 s.
+    monkeypatch.setattr(untrusted, "WINDOW_BYTES", 4096)
+    messages = [{"id": str(n), "content": "y" * 300, "depth": n} for n in range(2000)]
+    data = json.dumps({"format": "arcadia-game", "messages": messages}).encode()
+    reader = untrusted._StepwiseReader(data)
+    widest = 0
+    more = reader.more
+
+    def watched(size: int = 0) -> bool:
+        nonlocal widest
+        read = more(size)
+        widest = max(widest, len(reader.text))
+        return read
+
+    monkeypatch.setattr(reader, "more", watched)
+    assert reader.document() == json.loads(data)
+    assert widest <= 8 * 4096  # of a 700 kB document

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy import JSON, Row, insert
 
+from game.bulk import collection_paused, empty_in_steps
 from game.cards import CardError
 from game.cards.card import (
     MAX_BOOK_NUMBER,
@@ -47,7 +48,7 @@ MAX_MESSAGES = 50_000
 MAX_LORE_KEYS = 20_000  # keys in one lorebook (CHATGAME_MAX_LORE_KEYS' default)
 PERSONA_CHARS = 2_000  # a persona's description, as the persona forms allow
 MAX_IMPORT_BYTES = 128 * 1024 * 1024  # a 25,000-turn game exports about 100 MB
-IMPORT_CHUNK = 250  # rows inserted per statement (tens of ms of the event loop each)
+IMPORT_CHUNK = 100  # rows inserted per statement (about 25 ms of the event loop each)
 EXPORT_CHUNK = 100  # messages serialised between two turns of the event loop (a few ms)
 MESSAGE_FIELDS = (
     "role",
@@ -224,6 +225,7 @@ def _validated(value: Any) -> ExportedTree:
                 f"That is not an Arcadia game export ({where}: {first['msg']})."
             ) from None
         time.sleep(0)  # hands the GIL over: the event loop runs between chunks
+    empty_in_steps(messages)  # the decoded messages: not needed now, and large
     tree.messages = checked
     return tree
 
@@ -351,10 +353,26 @@ def _check_meta(messages: list[ExportedMessage]) -> None:
             check_sizes(message.meta, f"The export's messages.{index}.meta")
 
 
+async def import_export(
+    repo: GameRepo,
+    data: bytes,
+    catalog: Catalog,
+    max_messages: int = MAX_MESSAGES,
+    max_lore_keys: int = MAX_LORE_KEYS,
+) -> Game:
+    """Make a new game from an uploaded export: `parse_export` in a thread, then `import_tree`.
+
+    With no garbage collection meanwhile (`collection_paused`): a 10,000-turn export makes
+    millions of objects, and each full collection over them would stop every request.
+    """
+    with collection_paused():
+        tree = await asyncio.to_thread(parse_export, data, catalog, max_messages, max_lore_keys)
+        return await import_tree(repo, tree)
+
+
 async def import_tree(repo: GameRepo, tree: ExportedTree) -> Game:
     """Create the exported game for this player: new ids, the identical tree."""
     g = tree.game
-    ids = {m.id: new_id() for m in tree.messages}
     game = Game(
         id=new_id(),
         player_id=repo.player_id,
@@ -375,20 +393,25 @@ async def import_tree(repo: GameRepo, tree: ExportedTree) -> Game:
         updated_at=utcnow(),
     )
     # 50,000 messages take a while to turn into rows: a thread, so others' requests go on
-    rows = await asyncio.to_thread(_message_rows, tree, ids, game.id)
+    rows, head_id = await asyncio.to_thread(_message_rows, tree, game.id)
     repo.session.add(game)
     await repo.session.flush()
-    for start in range(0, len(rows), IMPORT_CHUNK):  # the event loop breathes between chunks
-        await repo.session.execute(insert(Message), rows[start : start + IMPORT_CHUNK])
-    game.head_id = ids[tree.head_id] if tree.head_id else None
+    while rows:  # the event loop breathes between chunks; each is freed once written
+        chunk = rows[:IMPORT_CHUNK]
+        del rows[:IMPORT_CHUNK]
+        await repo.session.execute(insert(Message), chunk)
+    game.head_id = head_id
     await repo.session.commit()
     return game
 
 
-def _message_rows(tree: ExportedTree, ids: dict[str, str], game_id: str) -> list[dict[str, Any]]:
-    """The tree's messages as rows to insert, parents before children, with their new ids."""
+def _message_rows(tree: ExportedTree, game_id: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The tree's messages as rows to insert, with new ids, parents before children; and the
+    head's new id. The tree gives its messages up (they are freed here, in the thread)."""
+    ids = {m.id: new_id() for m in tree.messages}
+    ordered, tree.messages = sorted(tree.messages, key=lambda m: m.depth), []
     rows = []
-    for m in sorted(tree.messages, key=lambda m: m.depth):
+    for m in ordered:
         row = m.model_dump(include=set(MESSAGE_FIELDS))  # lore entries as plain JSON
         if row["status"] == "streaming":  # nothing is writing it here
             row["status"] = "interrupted"
@@ -399,4 +422,5 @@ def _message_rows(tree: ExportedTree, ids: dict[str, str], game_id: str) -> list
             "depth": m.depth,
         }
         rows.append(row)
-    return rows
+    empty_in_steps(ordered)  # the tree's messages, freed here rather than on the event loop
+    return rows, ids[tree.head_id] if tree.head_id else None

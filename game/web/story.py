@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,10 +15,9 @@ from game.play.memory import save_memory
 from game.play.prompts import MEMORY_CHARS
 from game.play.transfer import (
     MAX_IMPORT_BYTES,
-    import_tree,
+    import_export,
     json_export,
     markdown_transcript,
-    parse_export,
 )
 from game.play.turns import TurnRejected
 from game.store.repo import GameRepo
@@ -124,16 +122,14 @@ async def import_game(request: Request, repo: GameRepo) -> Redirect:
     if not isinstance(upload, UploadFile):
         raise TurnRejected("Choose an exported game file (.json) to import.")
     data = await upload.read()
-    # JSON decoding and validation of up to 128 MB: a thread, not the event loop
     settings = request.app.state.settings
-    tree = await asyncio.to_thread(
-        parse_export,
+    game = await import_export(
+        repo,
         data,
         _catalog(request),
         max_messages=settings.max_import_messages,
         max_lore_keys=settings.max_lore_keys,
     )
-    game = await import_tree(repo, tree)
     return Redirect(f"/games/{game.id}", status_code=303)
 
 
