@@ -9,7 +9,9 @@ MutationObserver stamps the click and the first narration character that appears
 (performance.now()), so the figure is what the player sees, network, htmx, SSE and rendering
 included. The baseline, in the same run: the fake server's own time to the first narration
 character, straight from this process (bench.stream_overhead.direct_turn). Added = game -
-direct, medians. Budget (issue "Robust at any size"): added median <= 15 ms.
+direct, medians. Budget (issue "Robust at any size"): added median <= 15 ms. It also prints
+where the time goes: when the post left and was answered (resource timing), when its article
+was swapped in, when the turn's EventSource was made and opened, each a median after Send.
 """
 
 from __future__ import annotations
@@ -43,14 +45,44 @@ new MutationObserver(() => {
   const last = live[live.length - 1];
   if (last && last.textContent.trim()) window.__firstWord = performance.now();
 }).observe(document, { subtree: true, childList: true, characterData: true });
+
+// Where the time goes: the steps between Send and the first word, in ms after the click.
+window.__steps = {};
+const step = (name) => {
+  if (window.__send !== null && !(name in window.__steps)) {
+    window.__steps[name] = performance.now() - window.__send;
+  }
+};
+document.addEventListener("click", () => { window.__steps = {}; }, true);
+document.addEventListener("htmx:afterSwap", () => step("article in"));
+const PageEventSource = window.EventSource;
+window.EventSource = function (url) {
+  step("stream asked");
+  const source = new PageEventSource(url);
+  source.addEventListener("open", () => step("stream open"));
+  return source;
+};
+window.EventSource.CLOSED = PageEventSource.CLOSED;
 """
 
+# The post's own timing, from the browser's resource timing (ms after the click).
+POST_TIMING = """(() => {
+  const posts = performance.getEntriesByType("resource")
+    .filter((e) => e.initiatorType === "xmlhttprequest" && e.startTime >= window.__send - 1);
+  if (!posts.length) return {};
+  const p = posts[0];
+  return { "post sent": p.requestStart - window.__send,
+           "post answered": p.responseEnd - window.__send };
+})()"""
+STEPS = ("post sent", "post answered", "article in", "stream asked", "stream open")
 
-def browser_turns(url: str, turns: int) -> list[float]:
-    """Play `turns` turns in Chromium; Send -> first word per turn, in ms."""
+
+def browser_turns(url: str, turns: int) -> tuple[list[float], list[dict[str, float]]]:
+    """Play `turns` turns in Chromium; Send -> first word per turn, in ms, and its steps."""
     from playwright.sync_api import sync_playwright
 
-    samples = []
+    samples: list[float] = []
+    steps: list[dict[str, float]] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page(bypass_csp=True)  # wait_for_function evaluates strings
@@ -65,11 +97,13 @@ def browser_turns(url: str, turns: int) -> list[float]:
             page.locator("#composer button[type=submit]").click()
             page.wait_for_function("window.__firstWord !== null", timeout=60_000)
             added = page.evaluate("window.__firstWord - window.__send")
+            timing = page.evaluate("window.__steps") | page.evaluate(POST_TIMING)
             page.wait_for_function("!document.querySelector('.msg--streaming')", timeout=60_000)
             if n >= 2:
                 samples.append(added)
+                steps.append(timing)
         browser.close()
-    return samples
+    return samples, steps
 
 
 async def direct_turns(base_url: str, turns: int) -> list[float]:
@@ -92,7 +126,7 @@ def main() -> int:
     fake, server = game_on_fake_server("arcadia-first-word-", args.delay_ms)
     try:
         direct = asyncio.run(direct_turns(fake.base_url("openai"), args.turns))
-        game = browser_turns(server.url, args.turns)
+        game, steps = browser_turns(server.url, args.turns)
     finally:
         server.stop()
         assert fake.process is not None
@@ -103,12 +137,20 @@ def main() -> int:
         "game_p50_ms": statistics.median(game),
         "game_p95_ms": percentile(game, 0.95),
         "added_p50_ms": statistics.median(game) - statistics.median(direct),
+        "steps_p50_ms": {
+            name: statistics.median(t[name] for t in steps if name in t)
+            for name in STEPS
+            if any(name in t for t in steps)
+        },
     }
     print(
         f"Send -> first word over {args.turns} turns: browser {result['game_p50_ms']:.1f} ms "
         f"(p95 {result['game_p95_ms']:.1f}), model straight {result['direct_p50_ms']:.1f} ms; "
         f"the game adds {result['added_p50_ms']:.1f} ms (budget 15)"
     )
+    where = ", ".join(f"{name} {ms:.1f}" for name, ms in result["steps_p50_ms"].items())
+    first = result["game_p50_ms"]
+    print(f"where the time goes (medians, ms after Send): {where}, first word {first:.1f}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"first_word-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
     meta = {"args": vars(args), "cpus": os.cpu_count()}

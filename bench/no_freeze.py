@@ -8,7 +8,8 @@ directly in the database, a game of `--turns` turns, a game of `--big-turns` tur
 messages by default) and `--others` games of `--other-turns` turns for another player (other
 long games in the same database). Then, for each request of the two long games (the play page,
 Branches, switching to an alternative and back, a rewind, the memory page, both exports,
-importing its JSON export, finally the delete), it measures while that one request runs:
+importing its JSON export (the first game's only: the other's is past the upload limit),
+finally the delete), it measures while that one request runs:
 
 - server: the request's own time (sent to last byte, by curl);
 - healthz: the longest wait of `/healthz`, polled back to back by another client;
@@ -249,6 +250,7 @@ def main() -> int:
         print(f"built the games in {time.perf_counter() - started:.0f} s", flush=True)
         baseline = asyncio.run(idle_baseline(server.url, other))
         print(f"idle: healthz {baseline['healthz_ms']:.1f} ms, gap {baseline['stream_gap_ms']:.1f}")
+        first = next(iter(games))
         for name, game in games.items():
             early = early_narrator_turn(settings, game)
             player.post(f"/games/{game}/messages/{early}/retry")  # an alternative to switch to
@@ -261,10 +263,11 @@ def main() -> int:
                     figures = asyncio.run(measure(server.url, other, request))
                     samples.setdefault(label, []).append(figures)
             _, post = calls(server.url, player)
-            export = tmp / f"{game}.json"
-            export.write_bytes(player.get(f"/games/{game}/export.json").content)
-            upload = post("/games/import", export)
-            samples["import of its export"] = [asyncio.run(measure(server.url, other, upload))]
+            if name == first:  # a 50,001-message export is past the upload limit (413)
+                export = tmp / f"{game}.json"
+                export.write_bytes(player.get(f"/games/{game}/export.json").content)
+                upload = post("/games/import", export)
+                samples["import of its export"] = [asyncio.run(measure(server.url, other, upload))]
             remove = post(f"/games/{game}/delete")
             samples["delete"] = [asyncio.run(measure(server.url, other, remove))]
             for label, runs in samples.items():
