@@ -68,11 +68,11 @@ window.EventSource.CLOSED = PageEventSource.CLOSED;
 # The post's own timing, from the browser's resource timing (ms after the click).
 POST_TIMING = """(() => {
   const posts = performance.getEntriesByType("resource")
-    .filter((e) => e.initiatorType === "xmlhttprequest" && e.startTime >= window.__send - 1);
+    .filter((e) => e.initiatorType === "fetch" && e.startTime >= window.__send - 1);
   if (!posts.length) return {};
   const p = posts[0];
   return { "post sent": p.requestStart - window.__send,
-           "post answered": p.responseEnd - window.__send };
+           "post answered": p.responseStart - window.__send };
 })()"""
 STEPS = ("post sent", "post answered", "article in", "stream asked", "stream open")
 
@@ -97,8 +97,9 @@ def browser_turns(url: str, turns: int) -> tuple[list[float], list[dict[str, flo
             page.locator("#composer button[type=submit]").click()
             page.wait_for_function("window.__firstWord !== null", timeout=60_000)
             added = page.evaluate("window.__firstWord - window.__send")
-            timing = page.evaluate("window.__steps") | page.evaluate(POST_TIMING)
             page.wait_for_function("!document.querySelector('.msg--streaming')", timeout=60_000)
+            # The post's resource timing is complete once its response (the stream) has ended.
+            timing = page.evaluate("window.__steps") | page.evaluate(POST_TIMING)
             if n >= 2:
                 samples.append(added)
                 steps.append(timing)

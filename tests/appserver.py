@@ -75,6 +75,28 @@ class Server:
         }
 
 
+def read_events(
+    response: httpx.Response, max_events: int | None = None
+) -> list[tuple[str, str, str]]:
+    """Server-sent events of a streamed response: (event, id, data) until `done`/max_events."""
+    events: list[tuple[str, str, str]] = []
+    event, ident, data = "message", "", []
+    for line in response.iter_lines():
+        if line == "":
+            if data or event != "message":
+                events.append((event, ident, "\n".join(data)))
+                if event == "done" or (max_events and len(events) >= max_events):
+                    break
+            event, ident, data = "message", "", []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("id:"):
+            ident = line[3:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+    return events
+
+
 def make_server(tmp: Path, **env: str) -> Server:
     port = free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith("CHATGAME_")}
@@ -151,25 +173,19 @@ class Player:
     ) -> list[tuple[str, str, str]]:
         """Read a turn's SSE stream: a list of (event, id, data) until `done` or max_events."""
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-        events: list[tuple[str, str, str]] = []
         url = f"/games/{game_id}/messages/{message_id}/stream"
         with self.client.stream("GET", url, params={"offset": offset}, headers=headers) as resp:
             assert resp.status_code == 200, resp.read()
-            event, ident, data = "message", "", []
-            for line in resp.iter_lines():
-                if line == "":
-                    if data or event != "message":
-                        events.append((event, ident, "\n".join(data)))
-                        if event == "done" or (max_events and len(events) >= max_events):
-                            break
-                    event, ident, data = "message", "", []
-                elif line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("id:"):
-                    ident = line[3:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].lstrip(" "))
-        return events
+            return read_events(resp, max_events)
+
+    def post_events(self, path: str, data: dict) -> list[tuple[str, str, str]]:
+        """Post a turn as the page's script does (asking for events); the response's events."""
+        form = dict(data) | {"_csrf_token": self.csrf()}
+        headers = {"HX-Request": "true", "Accept": "text/event-stream"}
+        with self.client.stream("POST", path, data=form, headers=headers) as resp:
+            assert resp.status_code == 200, resp.read()
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            return read_events(resp)
 
     def play_page(self, game_id: str) -> str:
         response = self.get(f"/games/{game_id}")

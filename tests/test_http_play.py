@@ -1,5 +1,6 @@
 """The play loop over HTTP: turns, SSE streaming and resuming, Stop, bad input, isolation."""
 
+import html
 import json
 import re
 import signal
@@ -64,6 +65,40 @@ def test_choice_and_typed_action_make_new_turns_that_move_state(player: Player) 
     assert page.count('class="msg msg--player"') == 2
     assert page.count('class="msg msg--narrator msg--done"') == 3
     assert re.search(rf'href="/games/{game}".*?2 turns ·', player.get("/").text, re.S)
+
+
+def test_a_post_asking_for_events_streams_its_turn_in_its_own_response(player: Player) -> None:
+    # What the page's script does: the first words come on the post's own connection.
+    game = player.new_game()
+    player.finish_turn(game)
+    events = player.post_events(f"/games/{game}/turns", {"action": "I count the lanterns"})
+    started, *deltas, done = events
+    assert started[0] == "started" and done[0] == "done"
+    reply = started[1]
+    assert "I count the lanterns" in started[2]  # the player's message, then the live reply
+    assert f'id="msg-{reply}"' in started[2] and "data-stream-url" in started[2]
+    assert 'hx-swap-oob="true"' in started[2]  # the Stop button replaces the composer
+    assert {name for name, _, _ in deltas} == {"delta"}
+    # The fragment may already hold the first words: the deltas go on from its offset.
+    offset = int(re.search(r'data-offset="(\d+)"', started[2]).group(1))  # type: ignore[union-attr]
+    shown = re.search(r'<span class="live-text">([^<]*)</span>', started[2]).group(1)  # type: ignore[union-attr]
+    assert len(shown) == offset
+    streamed = shown + "".join(json.loads(data) for _, _, data in deltas)
+    assert int(deltas[-1][1]) == len(streamed)  # ids are text offsets, as on the turn's stream
+    stored = html.unescape(re.sub(r"<[^>]+>", " ", player.finish_turn(game)))  # as saved
+    assert stored.split() == streamed.split()
+    assert "count the lanterns" in streamed.lower()
+
+
+def test_a_refused_post_asking_for_events_gets_its_readable_error(player: Player) -> None:
+    game = player.new_game()
+    player.finish_turn(game)
+    form = {"action": "   ", "_csrf_token": player.csrf()}
+    headers = {"HX-Request": "true", "Accept": "text/event-stream"}
+    response = player.client.post(f"/games/{game}/turns", data=form, headers=headers)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Write what you do" in response.text
 
 
 def test_final_fragment_carries_out_of_band_panels(player: Player) -> None:

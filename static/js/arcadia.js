@@ -20,6 +20,7 @@
   function follow(article) {
     if (article.dataset.following) return;
     article.dataset.following = "1";
+    if (article.id === claimed) return;  // the post that started it is following it
     const textNode = article.querySelector(".live-text");
     const url = article.dataset.streamUrl + "?offset=" + encodeURIComponent(article.dataset.offset || "0");
     const source = new EventSource(url);
@@ -32,10 +33,7 @@
     source.addEventListener("done", function () {
       finished = true;
       source.close();
-      htmx.ajax("GET", article.dataset.finalUrl, { target: article, swap: "outerHTML" }).then(function () {
-        const next = document.querySelector(".choice, #action");
-        if (next && article.contains(document.activeElement) === false && document.activeElement === document.body) next.focus();
-      });
+      finish(article);
     });
     source.onerror = function () {
       // EventSource retries by itself while CONNECTING; if the browser gave up, try again later.
@@ -44,6 +42,121 @@
         setTimeout(function () { if (document.contains(article)) follow(article); }, 2000);
       }
     };
+  }
+
+  // The turn is written: its stored version (choices, state, art) replaces the live article.
+  function finish(article) {
+    htmx.ajax("GET", article.dataset.finalUrl, { target: article, swap: "outerHTML" }).then(function () {
+      const next = document.querySelector(".choice, #action");
+      if (next && article.contains(document.activeElement) === false && document.activeElement === document.body) next.focus();
+    });
+  }
+
+  // ---- Posting a turn ------------------------------------------------------------------------
+  // A turn's post answers with the started turn (a fragment) and then its narration, as events
+  // on the same connection: the first words need no second request. Without this script the
+  // form posts as a plain form and the server redirects to the play page.
+  let posting = false;
+  let claimed = "";  // the id of the article whose turn a post's response is streaming
+
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!form.hasAttribute("data-turn-form") || !window.htmx || !window.TextDecoderStream) return;
+    event.preventDefault();
+    if (!posting) postTurn(form);
+  });
+
+  async function postTurn(form) {
+    posting = true;
+    setBusy(form);
+    let response;
+    try {
+      response = await fetch(form.getAttribute("action"), {  // form.action is the textarea
+        method: "POST",
+        body: new URLSearchParams(new FormData(form)),  // a form post, as the plain form sends it
+        headers: { "HX-Request": "true", "Accept": "text/event-stream" },
+      });
+    } catch (error) {
+      showFlash("The game could not be reached. Check your connection and try again.");
+      return idle();
+    }
+    if (!(response.headers.get("content-type") || "").startsWith("text/event-stream")) {
+      // Refused (a readable message for the flash slot), or a fragment with nothing to follow.
+      const html = await response.text();
+      if (response.ok) htmx.swap("#log", html, { swapStyle: "beforeend" });
+      else htmx.swap("#flash", html, { swapStyle: "innerHTML" });
+      return idle();
+    }
+    let article = null;
+    let offset = "";
+    let finished = false;
+    await readEvents(response, function (name, data, id) {
+      if (name === "started") {
+        claimed = "msg-" + id;
+        htmx.swap("#log", data, { swapStyle: "beforeend" });
+        article = document.getElementById(claimed);
+        idle();
+      } else if (name === "delta" && article) {
+        article.querySelector(".live-text").textContent += JSON.parse(data);
+        offset = id;
+        keepInView(article);
+      } else if (name === "done" && article) {
+        finished = true;
+        finish(article);
+      }
+    });
+    if (finished) return;
+    idle();
+    if (article) {  // the connection dropped: follow the turn by its own stream from here
+      claimed = "";
+      if (offset) article.dataset.offset = offset;
+      delete article.dataset.following;
+      follow(article);
+    } else {
+      showFlash("The connection dropped. Reload the page to see your turn.");
+    }
+  }
+
+  // Server-sent events from a fetch response: calls on(name, data, id) for each.
+  async function readEvents(response, on) {
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        return;
+      }
+      if (chunk.done) return;
+      buffer += chunk.value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) !== -1) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let name = "message", id = "";
+        const data = [];
+        block.split("\n").forEach(function (line) {
+          const colon = line.indexOf(":");
+          if (colon === 0) return;  // a comment (a heartbeat)
+          const field = colon === -1 ? line : line.slice(0, colon);
+          const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
+          if (field === "event") name = value;
+          else if (field === "data") data.push(value);
+          else if (field === "id") id = value;
+        });
+        if (data.length) on(name, data.join("\n"), id);
+      }
+    }
+  }
+
+  function showFlash(text) {
+    const slot = document.getElementById("flash");
+    if (!slot) return;
+    const box = document.createElement("div");
+    box.className = "flash flash--error";
+    box.textContent = text;
+    slot.replaceChildren(box);
   }
 
   function keepInView(element) {
@@ -78,19 +191,17 @@
   });
 
   // Show the pressed choice as taken, and stop double submits while a turn is being posted.
-  document.addEventListener("htmx:beforeRequest", function (event) {
-    const form = event.detail.elt.closest && event.detail.elt.closest(".choice-form, .composer, .answer-form");
-    if (form) {
-      const group = document.getElementById("choices");
-      if (group) group.classList.add("is-busy");
-      form.querySelectorAll("button").forEach(function (b) { b.setAttribute("aria-disabled", "true"); });
-    }
-  });
-  document.addEventListener("htmx:afterRequest", function () {
+  function setBusy(form) {
+    const group = document.getElementById("choices");
+    if (group) group.classList.add("is-busy");
+    form.querySelectorAll("button").forEach(function (b) { b.setAttribute("aria-disabled", "true"); });
+  }
+  function idle() {
+    posting = false;
     const group = document.getElementById("choices");
     if (group) group.classList.remove("is-busy");
     document.querySelectorAll('[aria-disabled="true"]').forEach(function (b) { b.removeAttribute("aria-disabled"); });
-  });
+  }
 
   // A portrait that fails to load is hidden rather than shown broken (no inline onerror:
   // the Content-Security-Policy allows no inline script).
