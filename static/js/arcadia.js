@@ -68,14 +68,15 @@
 
   async function postTurn(form) {
     posting = true;
-    setBusy(form);
+    const sent = fetch(form.getAttribute("action"), {  // form.action is the textarea
+      method: "POST",
+      body: new URLSearchParams(new FormData(form)),  // a form post, as the plain form sends it
+      headers: { "HX-Request": "true", "Accept": "text/event-stream" },
+    });
+    setBusy(form);  // after the post has left: restyling the page takes a few ms
     let response;
     try {
-      response = await fetch(form.getAttribute("action"), {  // form.action is the textarea
-        method: "POST",
-        body: new URLSearchParams(new FormData(form)),  // a form post, as the plain form sends it
-        headers: { "HX-Request": "true", "Accept": "text/event-stream" },
-      });
+      response = await sent;
     } catch (error) {
       showFlash("The game could not be reached. Check your connection and try again.");
       return idle();
