@@ -10,8 +10,8 @@ MutationObserver stamps the click and the first narration character that appears
 included. The baseline, in the same run: the fake server's own time to the first narration
 character, straight from this process (bench.stream_overhead.direct_turn). Added = game -
 direct, medians. Budget (issue "Robust at any size"): added median <= 15 ms. It also prints
-where the time goes: when the post left and was answered (resource timing), when its article
-was swapped in, when the turn's EventSource was made and opened, each a median after Send.
+where the time goes: when the post left and when its response began (resource timing), and
+when the turn's article was swapped in, each a median after Send.
 """
 
 from __future__ import annotations
@@ -55,14 +55,6 @@ const step = (name) => {
 };
 document.addEventListener("click", () => { window.__steps = {}; }, true);
 document.addEventListener("htmx:afterSwap", () => step("article in"));
-const PageEventSource = window.EventSource;
-window.EventSource = function (url) {
-  step("stream asked");
-  const source = new PageEventSource(url);
-  source.addEventListener("open", () => step("stream open"));
-  return source;
-};
-window.EventSource.CLOSED = PageEventSource.CLOSED;
 """
 
 # The post's own timing, from the browser's resource timing (ms after the click).
@@ -74,7 +66,7 @@ POST_TIMING = """(() => {
   return { "post sent": p.requestStart - window.__send,
            "post answered": p.responseStart - window.__send };
 })()"""
-STEPS = ("post sent", "post answered", "article in", "stream asked", "stream open")
+STEPS = ("post sent", "post answered", "article in")
 
 
 def browser_turns(url: str, turns: int) -> tuple[list[float], list[dict[str, float]]]:

@@ -1,4 +1,8 @@
-"""Bulk work beside the event loop: no garbage collection while it makes millions of objects.
+"""Bulk work beside the event loop (a game import): how it keeps from stopping the loop.
+
+Two process-wide settings and one habit: no garbage collection while an import makes millions
+of objects (`collection_paused`), a short GIL switch interval (`GIL_SWITCH_SECONDS`, set at
+start-up), and big lists freed item by item in the worker thread (`empty_in_steps`).
 
 CPython's collector looks at every tracked object of the process in its oldest generation, and
 it holds the GIL while it does: during an import of a 10,000-turn game (a million parsed values,

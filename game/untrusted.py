@@ -18,8 +18,6 @@ import re
 import time
 from typing import Any, NoReturn
 
-from game.bulk import collection_paused
-
 # Lone surrogates (pairs were already joined by the decoder), and NUL, which PostgreSQL's text
 # cannot hold at all ("invalid byte sequence for encoding UTF8: 0x00").
 _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
@@ -99,11 +97,11 @@ def decode_json_in_steps(data: bytes) -> Any:
     that long: decoding a 55 MB export to text takes 0.2 s, one json.loads of it 0.5 s, a
     garbage collection over what it made 0.1 s. Here the text is decoded a megabyte at a time
     as the reader reaches it, a top-level object's arrays an item at a time, with a pause that
-    hands the GIL over every `PAUSE_EVERY` items, and no collection meanwhile (see
-    `game.bulk`). The result and the errors are `decode_json`'s.
+    hands the GIL over every `PAUSE_EVERY` items. Call it with garbage collection paused
+    (`game.bulk.collection_paused`, as the import does around all its work). The result and
+    the errors are `decode_json`'s.
     """
-    with collection_paused():
-        return _StepwiseReader(data).document()
+    return _StepwiseReader(data).document()
 
 
 class _StepwiseReader:

@@ -203,7 +203,8 @@ VALIDATE_CHUNK = 200  # messages validated between two pauses (see _validated)
 
 
 def _validated(value: Any) -> ExportedTree:
-    """`ExportedTree.model_validate(value)`, the messages a chunk at a time.
+    """`ExportedTree.model_validate(value)`, the messages a chunk at a time; it empties
+    `value`'s list of messages as it finishes (freed here, in the thread, not later on the loop).
 
     This runs in a thread beside the event loop, and validation holds the GIL: one call over
     20,000 messages would stop every other request for a second. A pause between chunks lets
@@ -225,7 +226,7 @@ def _validated(value: Any) -> ExportedTree:
                 f"That is not an Arcadia game export ({where}: {first['msg']})."
             ) from None
         time.sleep(0)  # hands the GIL over: the event loop runs between chunks
-    empty_in_steps(messages)  # the decoded messages: not needed now, and large
+    empty_in_steps(messages)
     tree.messages = checked
     return tree
 

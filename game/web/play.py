@@ -159,7 +159,6 @@ def _started_and_streamed(request: Request, started: Template, live: LiveTurn) -
     html = engine.get_template(started.template_name).render(
         **started.create_template_context(request)
     )
-
     shown = len(started.context["live_text"])  # what the fragment already holds
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
