@@ -72,12 +72,15 @@ def test_a_post_asking_for_events_streams_its_turn_in_its_own_response(player: P
     game = player.new_game()
     player.finish_turn(game)
     events = player.post_events(f"/games/{game}/turns", {"action": "I count the lanterns"})
-    started, *deltas, done = events
-    assert started[0] == "started" and done[0] == "done"
+    started, panels, *deltas, done = events
+    assert started[0] == "started" and panels[0] == "panels" and done[0] == "done"
     reply = started[1]
     assert "I count the lanterns" in started[2]  # the player's message, then the live reply
     assert f'id="msg-{reply}"' in started[2] and "data-stream-url" in started[2]
-    assert 'hx-swap-oob="true"' in started[2]  # the Stop button replaces the composer
+    assert "hx-swap-oob" not in started[2]  # the article alone: it goes in first
+    # Then the panels, all out of band: the Stop button replaces the composer.
+    assert f'action="/games/{game}/messages/{reply}/stop"' in panels[2]
+    assert panels[2].count('hx-swap-oob="true"') == 3  # choices, controls, flash
     assert all(name == "delta" for name, _, _ in deltas)
     # The fragment may already hold some or (when the post waited for its commit, as on
     # PostgreSQL) all of the words: the deltas go on from its offset.

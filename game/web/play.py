@@ -148,21 +148,22 @@ async def post_turn(request: Request, repo: GameRepo, game_id: str) -> Response:
 
 
 def _started_and_streamed(request: Request, started: Template, live: LiveTurn) -> ServerSentEvent:
-    """The started turn's fragment, then its narration, in the post's own response.
+    """The started turn, its panels, then its narration, in the post's own response.
 
     The page's script asks for this (Accept: text/event-stream): the first words then reach
     the player on the connection the action went out on, without a second request to open
-    after the fragment is swapped in (in a browser, that costs about 30 ms). A reload or a
+    after the fragment is swapped in (in a browser, that costs about 30 ms). The panels come
+    as an event of their own so the page can put them in after the first words. A reload or a
     dropped connection follows the turn by its own stream (`stream`), from where it was.
     """
-    engine = request.app.template_engine
-    html = engine.get_template(started.template_name).render(
-        **started.create_template_context(request)
-    )
+    template = request.app.template_engine.get_template(started.template_name)
+    context = template.new_context(started.create_template_context(request))
+    messages, panels = ("".join(template.blocks[name](context)) for name in ("messages", "panels"))
     shown = len(started.context["live_text"])  # what the fragment already holds
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
-        yield ServerSentEventMessage(data=html, event="started", id=live.message_id)
+        yield ServerSentEventMessage(data=messages, event="started", id=live.message_id)
+        yield ServerSentEventMessage(data=panels, event="panels")
         async for event in _deltas(live, shown):
             yield event
         yield ServerSentEventMessage(data="end", event="done")

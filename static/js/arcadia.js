@@ -91,23 +91,32 @@
     let article = null;
     let offset = "";
     let finished = false;
+    let panels = "";  // choices and controls of the started turn: put in after its first words
+    function putPanels() {
+      if (panels) htmx.swap("#log", panels, { swapStyle: "beforeend" });  // all out-of-band
+      panels = "";
+      idle();
+    }
     await readEvents(response, function (name, data, id) {
       if (name === "started") {
         claimed = "msg-" + id;
         htmx.swap("#log", data, { swapStyle: "beforeend" });
         article = document.getElementById(claimed);
-        idle();
+      } else if (name === "panels") {
+        panels = data;
       } else if (name === "delta" && article) {
         article.querySelector(".live-text").textContent += JSON.parse(data);
         offset = id;
         keepInView(article);
+        if (panels) setTimeout(putPanels);  // once the words are drawn
       } else if (name === "done" && article) {
         finished = true;
+        putPanels();
         finish(article);
       }
     });
+    putPanels();
     if (finished) return;
-    idle();
     if (article) {  // the connection dropped: follow the turn by its own stream from here
       claimed = "";
       if (offset) article.dataset.offset = offset;
@@ -160,11 +169,18 @@
     slot.replaceChildren(box);
   }
 
+  // Keeps a growing turn in view, once per frame: measuring it right after each delta would
+  // force a layout before the new words could even be drawn.
+  let growing = null;
   function keepInView(element) {
-    const rect = element.getBoundingClientRect();
-    if (rect.bottom > window.innerHeight - 40 && rect.bottom < window.innerHeight + 400) {
-      window.scrollBy({ top: rect.bottom - window.innerHeight + 120, behavior: "smooth" });
-    }
+    if (growing === null) requestAnimationFrame(function () {
+      const rect = growing.getBoundingClientRect();
+      growing = null;
+      if (rect.bottom > window.innerHeight - 40 && rect.bottom < window.innerHeight + 400) {
+        window.scrollBy({ top: rect.bottom - window.innerHeight + 120, behavior: "smooth" });
+      }
+    });
+    growing = element;
   }
 
   function attachStreams(root) {
