@@ -92,8 +92,9 @@
     let offset = "";
     let finished = false;
     let panels = "";  // choices and controls of the started turn: put in after its first words
-    function putPanels() {
-      if (panels) htmx.swap("#log", panels, { swapStyle: "beforeend" });  // all out-of-band
+    function putPanels() {  // once: later calls find nothing left to put in
+      if (!panels) return;
+      htmx.swap("#log", panels, { swapStyle: "beforeend" });  // all out-of-band
       panels = "";
       idle();
     }
@@ -115,8 +116,9 @@
         finish(article);
       }
     });
-    putPanels();
     if (finished) return;
+    putPanels();
+    idle();
     if (article) {  // the connection dropped: follow the turn by its own stream from here
       claimed = "";
       if (offset) article.dataset.offset = offset;
