@@ -161,6 +161,8 @@ def test_own_scenario_nickname_defaults_and_attached_world_book(
     assert "Evening, Ilse" in page and "Vey's story" in page
     assert "A storm keeps Vey and Ilse in the harbour tavern." in page  # the state's scenario note
     assert "Lantern Isles" not in page  # no world's route facts in the card's own scenario
+    # The scene panel names the card's character, not the default route's place.
+    assert re.search(r'<span class="scene__place">\s*Vey\s*</span>', page)
     messages = play_turn(player, fake_backend, game, "I light a lantern.")
     assert_clean(messages)
     system = messages[0]["content"]

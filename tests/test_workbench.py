@@ -41,10 +41,18 @@ def test_every_sample_renders(player: Player) -> None:
     assert '<option value="stall" selected>' in player.get("/games/new?scenario=stall").text
 
 
+def test_linked_from_the_top_bar_and_the_about_page(player: Player) -> None:
+    link = '<a class="topbar__dev" href="/workbench">Workbench</a>'  # hidden on a phone
+    for path in ("/", "/about"):
+        assert link in player.get(path).text, path
+    assert 'The <a href="/workbench">UI workbench</a>' in player.get("/about").text
+
+
 def test_absent_in_live_mode(tmp_path: Path) -> None:
     server = make_server(tmp_path, CHATGAME_OPENAI_BASE_URL="http://127.0.0.1:9/v1").start()
     try:
         player = Player(server)
+        assert 'href="/workbench"' not in player.get("/about").text
         assert player.get("/workbench").status_code == 404
         assert player.get("/workbench/sample/hint").status_code == 404
     finally:

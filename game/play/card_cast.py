@@ -52,3 +52,14 @@ def game_cast(catalog: Catalog, game: Game) -> CastMember:
     if game.card:
         return cast_from_card(game.card["data"], game.player_name)
     return catalog.cast[game.cast_id]
+
+
+def scene_caption(catalog: Catalog, game: Game) -> str:
+    """Where the scene panel says the story is before any picture names a place.
+
+    The route's location, except in a card's own scenario: no route applies there, so the
+    panel names the card's character instead of a place the story is not in.
+    """
+    if game.card and game.card.get("own_scenario"):
+        return card_name(game.card.get("data") or {})
+    return catalog.routes[game.route_id].location

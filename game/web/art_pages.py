@@ -7,6 +7,7 @@ from litestar.exceptions import NotFoundException
 from litestar.response import File, Redirect, Response, Template
 
 from game.play.art import ArtService, new_job
+from game.play.card_cast import scene_caption
 from game.play.turns import TurnRejected
 from game.store.models import ArtJob, Game
 from game.store.repo import GameRepo
@@ -24,7 +25,7 @@ async def art_view(request: Request, repo: GameRepo, game: Game) -> dict:
     catalog = request.app.state.catalog
     return {
         "game": game,
-        "game_location": catalog.routes[game.route_id].location,
+        "game_location": scene_caption(catalog, game),
         "picture": picture,
         "job": jobs[0] if jobs else None,
         "art_disabled": art.disabled_reason,

@@ -13,7 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Response, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
-from game.play.card_cast import game_cast
+from game.play.card_cast import game_cast, scene_caption
 from game.play.catalog import Catalog
 from game.play.live import LiveTurn
 from game.play.state import StoryState
@@ -79,7 +79,7 @@ def turn_view(
         "before": before,
         "choices": [] if streaming or head is None else (head.choices or []),
         "hint": next((m.hint for m in reversed(replies) if m.hint), route.hint),
-        "game_location": route.location,
+        "game_location": scene_caption(catalog, game),
         "alts": alternatives or {},
         "earlier": messages[0].parent_id if messages and messages[0].parent_id else None,
         "request": request,

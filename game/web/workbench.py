@@ -164,23 +164,24 @@ async def workbench(request: Request) -> Template:
     )
 
 
-@get("/workbench/sample/{name:str}", name="workbench_sample", opt={EMBEDDABLE: True})
-async def sample(request: Request, name: str) -> Template:
+# The path parameter is not called `name`: templates build this URL with url_for(name=...).
+@get("/workbench/sample/{sample:str}", name="workbench_sample", opt={EMBEDDABLE: True})
+async def sample(request: Request, sample: str) -> Template:
     _mock_only(request)
-    if name not in SAMPLES:
+    if sample not in SAMPLES:
         raise NotFoundException()
-    template, context = SAMPLES[name]
+    template, context = SAMPLES[sample]
     base = {
         "game": GAME,
         "game_location": "Saltwick Harbour",
         "art_disabled": "",
-        "picture_url": "/workbench/picture.png",
+        "picture_url": request.app.route_reverse("workbench_picture"),
         "streaming": None,
         "live_text": "",
     }
     return Template(
         "pages/workbench_sample.html",
-        context={**base, **context, "partial": template, "name": name},
+        context={**base, **context, "partial": template, "name": sample},
     )
 
 

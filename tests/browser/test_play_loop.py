@@ -157,6 +157,8 @@ def test_screenshots_at_phone_and_desktop(browser, game_server: Server) -> None:
         page = new_page(browser, viewport)
         page.goto(game_server.url + "/games/new")
         screenshot(page, f"new-game-{label}")
+        # no horizontal scrolling (the pick cards' hidden radios once stuck out by 6 px)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         page.locator("label.world-card", has_text="Vesper").click()
         page.get_by_label("Your name").fill("Ash Verano")
         page.get_by_role("button", name="Begin the story").click()
