@@ -120,8 +120,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         art=art,
         instance=instance,
         fanout=fanout,
+        memory=MemoryKeeper(sessions, catalog, provider, settings.context_tokens),
     )
-    turns.memory = MemoryKeeper(sessions, catalog, provider, settings.context_tokens)
     deleter = GameDeleter(sessions, art)
     if fanout is not None:
         fanout.on_stop = turns.stop_here

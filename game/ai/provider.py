@@ -37,7 +37,6 @@ class TurnContext:
     turn_number: int  # 0 is the opening
     action: str  # the player's action; empty for the opening
     state: StoryState
-    recent_narration: list[str] = field(default_factory=list)
     mock_scenario: str = ""  # the game's own mock scenario, if it chose one
     variant: int = 0  # which alternative of this turn is being written (0: the first)
     continue_from: str = ""  # narration of a cut-off reply this turn carries on from

@@ -11,9 +11,9 @@ from game.ai.mock import SCENARIOS
 from game.cards.macros import apply_macros
 from game.play.card_cast import CARD_CAST_ID, card_name
 from game.play.catalog import Catalog
+from game.play.errors import PlayError
 from game.play.games import clean_title
 from game.play.state import NOTE_CHARS, StoryState
-from game.play.turns import TurnRejected
 from game.store.library import LibraryRepo
 from game.store.models import Character, Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
@@ -51,20 +51,20 @@ async def create_card_game(
     own_scenario = not form.world
     world_id = form.world or next(iter(catalog.worlds))
     if world_id not in catalog.worlds:
-        raise TurnRejected("Pick one of the worlds on the list, or the card's own scenario.")
+        raise PlayError("Pick one of the worlds on the list, or the card's own scenario.")
     if form.mock_scenario and form.mock_scenario not in SCENARIOS:
-        raise TurnRejected("Pick one of the mock scenarios.")
+        raise PlayError("Pick one of the mock scenarios.")
     player_name, description = form.player_name, form.persona_description.strip()
     if form.persona:
         persona = await library.persona(form.persona)
         if persona is None:
-            raise TurnRejected("Pick one of your personas, or type a name.")
+            raise PlayError("Pick one of your personas, or type a name.")
         player_name, description = persona.name, persona.description
     if not player_name:
-        raise TurnRejected("Give your name, or pick a persona.")
+        raise PlayError("Give your name, or pick a persona.")
     books = await library.lorebooks(form.lorebooks) if form.lorebooks else []
     if len(books) != len(set(form.lorebooks)):
-        raise TurnRejected("Pick lorebooks from your library.")
+        raise PlayError("Pick lorebooks from your library.")
     game = new_card_game(
         repo,
         catalog,

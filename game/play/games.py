@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from game.ai.mock import SCENARIOS
 from game.play.catalog import Catalog
-from game.play.turns import TurnRejected
+from game.play.errors import PlayError
 from game.store.models import Game, new_id
 from game.store.repo import GameRepo
 
@@ -33,21 +33,21 @@ def clean_title(raw: str) -> str:
     """A game title as the player typed it, tidied; rejects an empty one."""
     title = " ".join(raw.split())[:TITLE_CHARS]
     if not title:
-        raise TurnRejected("A game needs a name.")
+        raise PlayError("A game needs a name.")
     return title
 
 
 async def create_game(repo: GameRepo, catalog: Catalog, form: NewGameForm) -> Game:
     """Add the game row to the session (the turn service commits it with the opening)."""
     if form.world not in catalog.worlds:
-        raise TurnRejected("Pick one of the worlds on the list.")
+        raise PlayError("Pick one of the worlds on the list.")
     route = catalog.routes.get(form.route)
     if route is None or route.world != form.world:
-        raise TurnRejected("Pick a starting route from the chosen world.")
+        raise PlayError("Pick a starting route from the chosen world.")
     if form.cast not in catalog.cast:
-        raise TurnRejected("Pick a companion from the list.")
+        raise PlayError("Pick a companion from the list.")
     if form.mock_scenario and form.mock_scenario not in SCENARIOS:
-        raise TurnRejected("Pick one of the mock scenarios.")
+        raise PlayError("Pick one of the mock scenarios.")
     game = Game(
         id=new_id(),
         player_id=repo.player_id,

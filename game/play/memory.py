@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from game.ai.provider import Provider, SummaryRequest
 from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
+from game.play.errors import PlayError
 from game.play.prompts import (
     MEMORY_CHARS,
     history_window,
@@ -26,7 +27,6 @@ from game.play.prompts import (
     render_prompt,
     reply_reserve,
 )
-from game.play.turns import TurnRejected
 from game.store.models import Game, Message
 from game.store.repo import GameRepo
 
@@ -160,12 +160,12 @@ async def save_memory(repo: GameRepo, game: Game, text: str) -> Message:
     """The player's own words for the memory at the current turn (and the turns that follow)."""
     head = await repo.get_message(game, game.head_id) if game.head_id else None
     if head is None or head.role != "assistant":
-        raise TurnRejected("This game has no story to remember yet.", 409)
+        raise PlayError("This game has no story to remember yet.", 409)
     if head.is_live:
-        raise TurnRejected("Wait for the narrator to finish this turn, then edit the memory.", 409)
+        raise PlayError("Wait for the narrator to finish this turn, then edit the memory.", 409)
     cleaned = text.replace("\r\n", "\n").strip()
     if len(cleaned) > MEMORY_CHARS:
-        raise TurnRejected(
+        raise PlayError(
             f"The memory is {len(cleaned):,} characters long; the limit is {MEMORY_CHARS:,}."
         )
     head.memory = cleaned

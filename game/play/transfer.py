@@ -35,9 +35,9 @@ from game.cards.card import (
 from game.cards.lorebook import check_key_budget
 from game.play.card_cast import CARD_CAST_ID
 from game.play.catalog import Catalog
+from game.play.errors import PlayError
 from game.play.games import clean_title
 from game.play.state import StoryState
-from game.play.turns import TurnRejected
 from game.store.models import Game, Message, new_id, utcnow
 from game.store.repo import STORED_TEXT_COLUMNS, GameRepo
 from game.untrusted import decode_json_in_steps
@@ -222,7 +222,7 @@ def _validated(value: Any) -> ExportedTree:
             first = exc.errors()[0]
             index, *rest = first["loc"]
             where = ".".join(str(p) for p in ("messages", int(index) + start, *rest))
-            raise TurnRejected(
+            raise PlayError(
                 f"That is not an Arcadia game export ({where}: {first['msg']})."
             ) from None
         time.sleep(0)  # hands the GIL over: the event loop runs between chunks
@@ -237,40 +237,38 @@ def parse_export(
     max_messages: int = MAX_MESSAGES,
     max_lore_keys: int = MAX_LORE_KEYS,
 ) -> ExportedTree:
-    """Validate an uploaded export; anything wrong is a TurnRejected naming the problem.
+    """Validate an uploaded export; anything wrong is a PlayError naming the problem.
 
     An export of more than `max_messages` messages is refused (413) before it is validated.
     A card game's card and lorebooks are normalised and checked as a card or lorebook import
     checks them; a book of more than `max_lore_keys` keys is refused (413).
     """
     if len(data) > MAX_IMPORT_BYTES:
-        raise TurnRejected("That file is too large to be an Arcadia game export.", 413)
+        raise PlayError("That file is too large to be an Arcadia game export.", 413)
     try:
         value = decode_json_in_steps(data)
         messages = value.get("messages") if isinstance(value, dict) else None
         if isinstance(messages, list) and len(messages) > max_messages:
-            raise TurnRejected(
+            raise PlayError(
                 f"This game has {len(messages):,} messages; the limit is {max_messages:,} "
                 "(CHATGAME_MAX_IMPORT_MESSAGES).",
                 413,
             )
         tree = _validated(value)
     except UnicodeDecodeError:
-        raise TurnRejected("That is not an Arcadia game export (it is not UTF-8 text).") from None
+        raise PlayError("That is not an Arcadia game export (it is not UTF-8 text).") from None
     except (json.JSONDecodeError, RecursionError):
-        raise TurnRejected("That is not an Arcadia game export (it is not valid JSON).") from None
+        raise PlayError("That is not an Arcadia game export (it is not valid JSON).") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise TurnRejected(
-            f"That is not an Arcadia game export ({where}: {first['msg']})."
-        ) from None
+        raise PlayError(f"That is not an Arcadia game export ({where}: {first['msg']}).") from None
     if not tree.messages:
-        raise TurnRejected("This export holds no story: it has no messages to play.")
+        raise PlayError("This export holds no story: it has no messages to play.")
     g = tree.game
     route = catalog.routes.get(g.route_id)
     if g.world_id not in catalog.worlds or route is None or route.world != g.world_id:
-        raise TurnRejected("This game's world or starting route does not exist here.")
+        raise PlayError("This game's world or starting route does not exist here.")
     _check_companion(g, catalog)
     with _card_errors_refused():
         _normalise_card_game(g, max_lore_keys)
@@ -281,24 +279,22 @@ def parse_export(
     seen: dict[str, ExportedMessage] = {}
     for message in sorted(tree.messages, key=lambda m: m.depth):
         if message.id in seen:
-            raise TurnRejected("The export lists a message twice.")
+            raise PlayError("The export lists a message twice.")
         parent = seen.get(message.parent_id) if message.parent_id else None
         if message.parent_id and parent is None:
-            raise TurnRejected("The export's story tree is broken: a message lost its parent.")
+            raise PlayError("The export's story tree is broken: a message lost its parent.")
         if message.depth != (parent.depth + 1 if parent else 0):
-            raise TurnRejected("The export's story tree is broken: depths do not match.")
+            raise PlayError("The export's story tree is broken: depths do not match.")
         if alternating and (parent.role if parent else "user") == message.role:
-            raise TurnRejected("The export's story tree is broken: turns do not alternate.")
+            raise PlayError("The export's story tree is broken: turns do not alternate.")
         if message.state is not None:
             try:
                 StoryState.model_validate(message.state)
             except ValidationError:
-                raise TurnRejected(
-                    "The export holds a story state this game cannot read."
-                ) from None
+                raise PlayError("The export holds a story state this game cannot read.") from None
         seen[message.id] = message
     if tree.head_id is not None and tree.head_id not in seen:
-        raise TurnRejected("The export's current turn is not part of its tree.")
+        raise PlayError("The export's current turn is not part of its tree.")
     if tree.head_id is None:  # no current turn: carry on where the story went furthest
         deepest = max(enumerate(tree.messages), key=lambda pair: (pair[1].depth, pair[0]))
         tree.head_id = deepest[1].id
@@ -308,25 +304,25 @@ def parse_export(
 def _check_companion(game: ExportedGame, catalog: Catalog) -> None:
     """A card game's companion is its card; any other game's is one of the catalog's."""
     if game.cast_id == CARD_CAST_ID and game.card is None:
-        raise TurnRejected(
+        raise PlayError(
             "This game was played with a character card, but the export does not hold its "
             "character card (game.card)."
         )
     if game.card is not None and game.cast_id != CARD_CAST_ID:
-        raise TurnRejected(
+        raise PlayError(
             "The export's game.card does not match its companion: only a card game has a card."
         )
     if game.card is None and game.cast_id not in catalog.cast:
-        raise TurnRejected("This game's companion does not exist here.")
+        raise PlayError("This game's companion does not exist here.")
 
 
 @contextmanager
 def _card_errors_refused() -> Iterator[None]:
-    """A card or lorebook check's CardError as the TurnRejected an import answers with."""
+    """A card or lorebook check's CardError as the PlayError an import answers with."""
     try:
         yield
     except CardError as exc:
-        raise TurnRejected(str(exc), exc.status) from None
+        raise PlayError(str(exc), exc.status) from None
 
 
 def _normalise_card_game(game: ExportedGame, max_lore_keys: int) -> None:

@@ -8,7 +8,7 @@ from litestar.response import File, Redirect, Response, Template
 
 from game.play.art import ArtService, new_job
 from game.play.card_cast import scene_caption
-from game.play.turns import TurnRejected
+from game.play.errors import PlayError
 from game.store.models import ArtJob, Game
 from game.store.repo import GameRepo
 from game.web.pages import load_game, provide_repo
@@ -62,10 +62,10 @@ async def paint(request: Request, repo: GameRepo, game_id: str) -> Response:
     game = await load_game(repo, game_id)
     art: ArtService = request.app.state.art
     if art.disabled_reason:
-        raise TurnRejected(f"Scene art is off for this backend: {art.disabled_reason}", 409)
+        raise PlayError(f"Scene art is off for this backend: {art.disabled_reason}", 409)
     jobs = await repo.art_jobs(game, limit=5)
     if any(j.active for j in jobs):
-        raise TurnRejected("A picture is already being painted for this game.", 409)
+        raise PlayError("A picture is already being painted for this game.", 409)
     head = await repo.get_message(game, game.head_id) if game.head_id else None
     catalog = request.app.state.catalog
     route = catalog.routes[game.route_id]
@@ -107,7 +107,7 @@ async def image_mode(request: Request, repo: GameRepo, game_id: str) -> Redirect
     game = await load_game(repo, game_id)
     mode = str((await request.form()).get("image_mode", ""))
     if mode not in IMAGE_MODES:
-        raise TurnRejected("Choose off, suggest or force.")
+        raise PlayError("Choose off, suggest or force.")
     game.image_mode = mode
     await repo.session.commit()
     return Redirect(f"/games/{game.id}", status_code=303)

@@ -26,7 +26,8 @@ from game.play.characters import (
     create_card_game,
 )
 from game.play.chats import chat_export, import_chat
-from game.play.turns import TurnRejected, TurnService
+from game.play.errors import PlayError
+from game.play.turns import TurnService
 from game.settings import Settings
 from game.store.library import LibraryRepo
 from game.store.models import Character, Lorebook, Persona
@@ -197,7 +198,7 @@ async def play_character(
             }
         )
     except ValueError:
-        raise TurnRejected(
+        raise PlayError(
             "Give your name (up to 40 characters) or pick a persona; a description is up to "
             "2,000 characters."
         ) from None
@@ -219,9 +220,9 @@ async def create_persona(request: Request, library: LibraryRepo) -> Redirect:
     name = " ".join(str(form.get("name", "")).split())
     description = str(form.get("description", "")).strip()
     if not name or len(name) > 40:
-        raise TurnRejected("A persona needs a name of up to 40 characters.")
+        raise PlayError("A persona needs a name of up to 40 characters.")
     if len(description) > 2000:
-        raise TurnRejected("A persona's description is up to 2,000 characters.")
+        raise PlayError("A persona's description is up to 2,000 characters.")
     library.session.add(Persona(player_id=library.player_id, name=name, description=description))
     await library.session.commit()
     return Redirect("/characters#personas", status_code=303)
@@ -338,7 +339,7 @@ async def attach_lorebooks(request: Request, repo: GameRepo, game_id: str) -> Re
     ids = [str(i) for i in form.getall("lorebooks")] if "lorebooks" in form else []
     books = await LibraryRepo(repo.session, repo.player_id).lorebooks(ids) if ids else []
     if len(books) != len(set(ids)):
-        raise TurnRejected("Pick lorebooks from your library.")
+        raise PlayError("Pick lorebooks from your library.")
     game.lorebooks = [
         {"id": b.id, "name": b.name, "book": {**b.book, "name": b.name}} for b in books
     ] or None

@@ -10,7 +10,7 @@ from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from game.cards import CardError
-from game.play.turns import TurnRejected
+from game.play.errors import PlayError
 from game.web.ratelimit import WHAT, limited_kind
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def _too_many(request: Request, exc: TooManyRequestsException) -> Response:
     return error_response(request, 429, message, headers)
 
 
-def _rejected(request: Request, exc: TurnRejected) -> Response:
+def _rejected(request: Request, exc: PlayError) -> Response:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return error_response(request, exc.status, str(exc), headers)
 
@@ -109,7 +109,7 @@ def _crash(request: Request, exc: Exception) -> Response:
 handlers = {
     HTTPException: _http,
     TooManyRequestsException: _too_many,
-    TurnRejected: _rejected,
+    PlayError: _rejected,
     CardError: _card,
     UnicodeDecodeError: _not_text,
     Exception: _crash,

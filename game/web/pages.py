@@ -12,8 +12,9 @@ from litestar.response import Redirect, Response, Template
 from game.ai.mock import SCENARIOS
 from game.ai.openai_compat import OpenAICompatProvider
 from game.play.catalog import Catalog
+from game.play.errors import PlayError
 from game.play.games import NewGameForm, clean_title, create_game
-from game.play.turns import TurnRejected, TurnService
+from game.play.turns import TurnService
 from game.settings import Settings
 from game.store.library import LibraryRepo
 from game.store.models import Game
@@ -110,7 +111,7 @@ async def probe_backend(request: Request) -> Response:
     """Run the capability probe against the configured backend ("Test connection")."""
     provider = request.app.state.turns.provider
     if not isinstance(provider, OpenAICompatProvider):
-        raise TurnRejected("No backend is configured: the mock narrator needs no connection.", 409)
+        raise PlayError("No backend is configured: the mock narrator needs no connection.", 409)
     caps = await request.app.state.backends.refresh(provider)
     if request.headers.get("hx-request") != "true":
         return Redirect("/about", status_code=303)
@@ -122,10 +123,10 @@ async def choose_models(request: Request) -> Response:
     """Choose the chat and image model (from the backend's list when it has one)."""
     provider = request.app.state.turns.provider
     if not isinstance(provider, OpenAICompatProvider):
-        raise TurnRejected("No backend is configured: the mock narrator has no models.", 409)
+        raise PlayError("No backend is configured: the mock narrator has no models.", 409)
     form = await request.form()
     if not may_change_backend(request.app.state.settings, form.get("operator_password")):
-        raise TurnRejected(
+        raise PlayError(
             "Only the operator can change the models: set CHATGAME_CHAT_MODEL and "
             "CHATGAME_IMAGE_MODEL, or give the operator password (CHATGAME_OPERATOR_PASSWORD).",
             403,
@@ -136,7 +137,7 @@ async def choose_models(request: Request) -> Response:
             provider, request.app.state.art.painter, chat, image
         )
     except ValueError as exc:
-        raise TurnRejected(str(exc)) from None
+        raise PlayError(str(exc)) from None
     return Redirect("/about#models", status_code=303)
 
 
@@ -171,12 +172,12 @@ async def create(request: Request, repo: GameRepo) -> Redirect:
     if form.get("persona"):  # a persona from the library: its name is {{user}}
         persona = await LibraryRepo(repo.session, repo.player_id).persona(str(form["persona"]))
         if persona is None:
-            raise TurnRejected("Pick one of your personas, or type a name.")
+            raise PlayError("Pick one of your personas, or type a name.")
         fields["player_name"] = persona.name
     try:
         data = NewGameForm.model_validate(fields)
     except ValueError:
-        raise TurnRejected(
+        raise PlayError(
             "Choose a world, a route and a companion, and give your name (up to 40 characters)."
         ) from None
     game = await create_game(repo, request.app.state.catalog, data)

@@ -15,9 +15,10 @@ from litestar.response.sse import ServerSentEventMessage
 
 from game.play.card_cast import game_cast, scene_caption
 from game.play.catalog import Catalog
+from game.play.errors import PlayError
 from game.play.live import LiveTurn
 from game.play.state import StoryState
-from game.play.turns import TurnRejected, TurnService
+from game.play.turns import TurnService
 from game.store.models import Game, Message
 from game.store.repo import Alternatives, GameRepo
 from game.web.art_pages import art_view
@@ -182,7 +183,7 @@ async def message_fragment(
     """A finished turn's message plus fresh choices, hint, state and controls (htmx OOB)."""
     live = _live_turn(request, game_id, message_id)
     if live is not None and live.failure:
-        raise TurnRejected(live.failure, 503)
+        raise PlayError(live.failure, 503)
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     messages = await repo.branch(game, limit=8)

@@ -11,6 +11,7 @@ from litestar.response import Redirect, Stream, Template
 
 from game.play.card_cast import game_cast
 from game.play.catalog import Catalog
+from game.play.errors import PlayError
 from game.play.memory import save_memory
 from game.play.prompts import MEMORY_CHARS
 from game.play.transfer import (
@@ -19,7 +20,6 @@ from game.play.transfer import (
     json_export,
     markdown_transcript,
 )
-from game.play.turns import TurnRejected
 from game.store.repo import GameRepo
 from game.web.downloads import GAME_FILE, attachment
 from game.web.pages import load_game, provide_repo
@@ -120,7 +120,7 @@ async def import_game(request: Request, repo: GameRepo) -> Redirect:
     form = await request.form()
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
-        raise TurnRejected("Choose an exported game file (.json) to import.")
+        raise PlayError("Choose an exported game file (.json) to import.")
     data = await upload.read()
     settings = request.app.state.settings
     game = await import_export(

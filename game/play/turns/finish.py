@@ -1,0 +1,161 @@
+"""Finishing a turn: parse it, merge its state, store it, then queue its art and memory fold.
+
+The narrator's raw output is parsed into narration, choices, hint, scene and a state update;
+the update is merged into the state the turn built on (`settle`, no database). The finisher
+stores the reply row in one transaction and sets off what follows a stored turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from game.play.art import ArtService, markdown_images, new_job, strip_markdown_images, wants_picture
+from game.play.catalog import Catalog
+from game.play.live import TurnHub
+from game.play.memory import MemoryKeeper
+from game.play.state import merge_state
+from game.play.turn_format import TurnFormatError, parse_turn
+from game.play.turns.plan import Planner, TurnPlan
+from game.store.models import Game, Message
+
+STOPPED_NOTICE = "You stopped the narrator here."
+INTERRUPTED_NOTICE = "The game stopped while this turn was being written."
+FALLBACK_CHOICES = ["Look around carefully", "Press on", "Wait and listen"]
+NOT_JSON_NOTICE = (
+    "The narrator answered without the game's structured part, so the story state did not "
+    "change this turn."
+)
+UNREADABLE_STATE_NOTICE = (
+    "The narrator's choices and state changes were unreadable this turn, so the story state "
+    "did not change."
+)
+
+
+def settle(
+    message: Message,
+    plan: TurnPlan,
+    raw: str,
+    streamed: str,
+    outcome: str,
+    notice: str,
+    narration_complete: bool = False,
+) -> None:
+    """Give the reply row its final text, state, choices, hint, scene, status and notice.
+
+    `outcome` is how the stream ended ("done", "stopped", "interrupted" or "failed"); a turn
+    that did not finish keeps the state and choices it started from.
+    """
+    before = plan.state_before
+    message.raw = raw
+    message.content = streamed.strip()
+    message.state = before.model_dump()
+    message.choices = plan.choices_before
+    message.status, message.notice = outcome, notice
+    if outcome != "done":
+        return
+    try:
+        turn = parse_turn(raw)
+    except TurnFormatError as exc:
+        if narration_complete and any(ch.isalpha() for ch in message.content):
+            # The story part arrived whole; only the structured part is unusable.
+            message.choices = FALLBACK_CHOICES
+            message.notice = UNREADABLE_STATE_NOTICE
+        else:
+            message.status = "failed"
+            message.notice = f"{exc} It may have been cut off. Write the turn again to retry."
+        return
+    # A continued reply's narration is only the rest: keep what was streamed.
+    message.content = streamed.strip() if plan.prefix else turn.narration
+    message.hint = turn.hint
+    message.scene = turn.scene or None
+    message.state = merge_state(before, turn.state_update).model_dump()
+    message.choices = turn.choices if len(turn.choices) >= 2 else FALLBACK_CHOICES
+    if "not_json" in turn.problems:
+        message.notice = NOT_JSON_NOTICE
+
+
+@dataclass
+class TurnFinisher:
+    """Stores finished turns (one per app process)."""
+
+    sessions: async_sessionmaker
+    catalog: Catalog
+    hub: TurnHub
+    planner: Planner
+    art: ArtService | None = None
+    memory: MemoryKeeper | None = None  # folds older turns into the memory after each turn
+    closing: bool = False  # the process is shutting down: no new memory folds
+    _folds: set[asyncio.Task] = field(default_factory=set)
+
+    async def finish(
+        self,
+        plan: TurnPlan,
+        raw: str,
+        streamed: str,
+        outcome: str,
+        notice: str,
+        narration_complete: bool = False,
+    ) -> None:
+        """Store the finished turn in one transaction, then queue its art and memory fold.
+
+        It waits until the turn's own rows are committed; a turn whose rows were lost (or
+        whose game was deleted meanwhile) stores nothing.
+        """
+        try:
+            await asyncio.wait_for(plan.committed.wait(), timeout=30)
+        except TimeoutError:  # its rows were never committed: nothing to store
+            return
+        if plan.lost:
+            return
+        async with self.sessions() as session:
+            message = await session.get(Message, plan.reply_id)
+            if message is None:  # the game was deleted meanwhile
+                return
+            game = await session.get(Game, plan.game_id)  # read before any change is pending
+            settle(message, plan, raw, streamed, outcome, notice, narration_complete)
+            queued_art = game is not None and self._queue_art(session, game, message, raw)
+            await session.commit()
+            self._stored(plan, message, queued_art)
+
+    def _stored(self, plan: TurnPlan, message: Message, queued_art: bool) -> None:
+        """What follows a stored turn at once: the next turn may start, art and memory go on."""
+        if message.content:
+            self.planner.remember(
+                plan.game_id, message.id, [*plan.history, ("assistant", message.content)]
+            )
+        # Stored: its followers may post the next turn now, not "while it is still writing".
+        self.hub.close(plan.reply_id)
+        if queued_art and self.art is not None:
+            self.art.wake()
+        if (
+            self.memory is not None
+            and message.status == "done"
+            and not self.closing
+            and self.memory.may_need_fold(plan.history, message.content)
+        ):
+            task = asyncio.create_task(self.memory.fold(plan.game_id, message.id))
+            self._folds.add(task)
+            task.add_done_callback(self._folds.discard)
+
+    def _queue_art(self, session, game: Game, message: Message, raw: str) -> bool:  # type: ignore[no-untyped-def]
+        """Add a scene-art job for a finished turn when one is due; True if one was added.
+
+        A picture the backend put in the reply as a markdown image is fetched rather than
+        painted (and taken out of the narration); otherwise the game's image mode decides.
+        """
+        if self.art is None or message.status != "done" or game.image_mode == "off":
+            return False
+        world = self.catalog.worlds[game.world_id]
+        linked = markdown_images(raw)
+        if linked:
+            message.content = strip_markdown_images(message.content)
+            scene = message.scene or {"title": world.name}
+            session.add(new_job(game, scene, world, message.id, source_url=linked[0]))
+            return True
+        if wants_picture(game.image_mode, message.scene):
+            session.add(new_job(game, message.scene or {}, world, message.id))
+            return True
+        return False

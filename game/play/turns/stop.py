@@ -1,0 +1,113 @@
+"""Ending turns early: Stop (here or in the process writing it) and turns a crash left open."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from game.play.fanout import TurnFanout
+from game.play.live import TurnHub
+from game.play.turns.finish import INTERRUPTED_NOTICE, STOPPED_NOTICE, TurnFinisher
+from game.play.turns.plan import Planner, TurnPlan
+from game.store.instances import Instance
+from game.store.models import Game, Message
+
+STOP_WAIT_SECONDS = 5.0  # how long a Stop relayed to another process may take to land
+
+
+@dataclass
+class TurnStopper:
+    """Stops running turns and settles the ones nobody writes any more."""
+
+    sessions: async_sessionmaker
+    hub: TurnHub
+    planner: Planner
+    finisher: TurnFinisher
+    instance: Instance | None = None  # this process, as owner of the turns it writes
+    fanout: TurnFanout | None = None  # several processes on PostgreSQL: the Stop relay
+
+    async def stop(self, message: Message) -> None:
+        """End generation now; the partial reply is kept and marked stopped."""
+        if await self.stop_here(message.id) or not message.is_live:
+            return
+        if self.fanout is not None and await self._stop_elsewhere(message.id):
+            return
+        # Nobody writes it any more (its process crashed): settle the row directly.
+        if self.instance is None or await self.instance.dead({message.owner}):
+            plan = await self._plan_from_database(message.id)
+            if plan is not None:
+                await self.finisher.finish(
+                    plan, message.raw, message.content, "stopped", STOPPED_NOTICE
+                )
+
+    async def stop_here(self, message_id: str) -> bool:
+        """Stop the turn if this process writes it; True if it did."""
+        live = self.hub.get(message_id)
+        if live and live.task and not live.task.done():
+            live.task.cancel()
+            await asyncio.wait({live.task}, timeout=STOP_WAIT_SECONDS)
+            return True
+        return False
+
+    async def _stop_elsewhere(self, message_id: str) -> bool:
+        """Relay a Stop to the process writing the turn; True once its row has settled."""
+        assert self.fanout is not None
+        await self.fanout.request_stop(message_id)
+        deadline = asyncio.get_running_loop().time() + STOP_WAIT_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+            async with self.sessions() as session:
+                status = await session.scalar(
+                    select(Message.status).where(Message.id == message_id)
+                )
+            if status != "streaming":
+                return True
+        return False
+
+    async def recover_interrupted(self) -> int:
+        """Turns left streaming by a crashed process keep their text, marked interrupted.
+
+        Runs at start-up and, where processes share the database, now and then: only turns
+        whose owning process is gone are touched.
+        """
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Message.id, Message.raw, Message.content, Message.owner).where(
+                        Message.status == "streaming"
+                    )
+                )
+            ).all()
+        if not rows:
+            return 0
+        owners = {row.owner for row in rows}
+        dead = await self.instance.dead(owners) if self.instance is not None else owners
+        recovered = 0
+        for message_id, raw, content, owner in rows:
+            if owner not in dead or self.hub.get(message_id) is not None:
+                continue
+            plan = await self._plan_from_database(message_id)
+            if plan is not None:
+                await self.finisher.finish(plan, raw, content, "interrupted", INTERRUPTED_NOTICE)
+                recovered += 1
+        return recovered
+
+    async def _plan_from_database(self, message_id: str) -> TurnPlan | None:
+        """What a turn built on, read back from the database (for turns without a live task)."""
+        async with self.sessions() as session:
+            message = await session.get(Message, message_id)
+            if message is None:
+                return None
+            game = await session.get(Game, message.game_id)
+            user = await session.get(Message, message.parent_id) if message.parent_id else None
+            anchor = await session.get(Message, user.parent_id) if user and user.parent_id else None
+            assert game is not None
+            plan = self.planner.plan(
+                game, message, anchor=anchor, action=user.content if user else "", history=[]
+            )
+            await session.rollback()
+        plan.committed.set()
+        return plan
