@@ -13,6 +13,7 @@ from functools import partial
 from litestar import Litestar
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
+from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *rate_limits(settings),
         ],
         before_send=[security_headers(settings)],
+        plugins=[HTMXPlugin()],  # every request an HTMXRequest: `request.htmx` (sent by htmx?)
         template_config=TemplateConfig(instance=template_engine),
         exception_handlers=errors.handlers,
         state=State(

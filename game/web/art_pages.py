@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import File, Redirect, Response, Template
 
 from game.play.art import ArtService, new_job
@@ -12,6 +13,7 @@ from game.play.errors import PlayError
 from game.store.models import ArtJob, Game
 from game.store.repo import GameRepo
 from game.web.pages import load_game, provide_repo
+from game.web.urls import see_other
 
 IMAGE_MODES = {"off": "Off", "suggest": "When the story suggests", "force": "Every turn"}
 CACHE_FOREVER = "private, max-age=31536000, immutable"  # files are named by content hash
@@ -32,9 +34,9 @@ async def art_view(request: Request, repo: GameRepo, game: Game) -> dict:
     }
 
 
-def _panel(request: Request, context: dict) -> Response:
-    if request.headers.get("hx-request") != "true":
-        return Redirect(f"/games/{context['game'].id}", status_code=303)
+def _panel(request: HTMXRequest, context: dict) -> Response:
+    if not request.htmx:
+        return see_other(request, "play", game_id=context["game"].id)
     return Template("_art.html", context=context)
 
 
@@ -57,7 +59,7 @@ async def art_panel(request: Request, repo: GameRepo, game_id: str) -> Template:
     dependencies={"repo": provide_repo},
     opt={"rate_limit": "turn"},  # a picture is a (paid) model call too
 )
-async def paint(request: Request, repo: GameRepo, game_id: str) -> Response:
+async def paint(request: HTMXRequest, repo: GameRepo, game_id: str) -> Response:
     """Paint this scene: queue a picture of the current scene, in any image mode."""
     game = await load_game(repo, game_id)
     art: ArtService = request.app.state.art
@@ -86,7 +88,7 @@ async def paint(request: Request, repo: GameRepo, game_id: str) -> Response:
     opt={"rate_limit": "turn"},  # retry paints again (cancel counts too: rare, and harmless)
 )
 async def art_action(
-    request: Request, repo: GameRepo, game_id: str, job_id: str, action: str
+    request: HTMXRequest, repo: GameRepo, game_id: str, job_id: str, action: str
 ) -> Response:
     """Cancel a queued or running job, or retry a failed or cancelled one."""
     game = await load_game(repo, game_id)
@@ -110,7 +112,7 @@ async def image_mode(request: Request, repo: GameRepo, game_id: str) -> Redirect
         raise PlayError("Choose off, suggest or force.")
     game.image_mode = mode
     await repo.session.commit()
-    return Redirect(f"/games/{game.id}", status_code=303)
+    return see_other(request, "play", game_id=game.id)
 
 
 @get("/games/{game_id:str}/gallery", name="gallery", dependencies={"repo": provide_repo})

@@ -34,6 +34,7 @@ from game.store.models import Character, Lorebook, Persona
 from game.store.repo import GameRepo
 from game.web.downloads import CHARACTER_FILE, GAME_FILE, attachment
 from game.web.pages import load_game, provide_repo
+from game.web.urls import see_other
 
 UPLOAD_SLACK = 64 * 1024  # multipart overhead on top of the file itself
 
@@ -94,7 +95,7 @@ async def import_card(request: Request, library: LibraryRepo) -> Redirect:
     )
     library.session.add(character)
     await library.session.commit()
-    return Redirect(f"/characters/{character.id}", status_code=303)
+    return see_other(request, "character", character_id=character.id)
 
 
 @get("/characters/{character_id:str}", name="character", dependencies={"library": provide_library})
@@ -167,11 +168,11 @@ async def export_json(library: LibraryRepo, character_id: str) -> Response:
     name="delete_character",
     dependencies={"library": provide_library},
 )
-async def delete_character(library: LibraryRepo, character_id: str) -> Redirect:
+async def delete_character(request: Request, library: LibraryRepo, character_id: str) -> Redirect:
     if not await library.delete(Character, character_id):
         raise NotFoundException()
     await library.session.commit()
-    return Redirect("/characters", status_code=303)
+    return see_other(request, "characters")
 
 
 @post(
@@ -211,7 +212,7 @@ async def play_character(
     else:
         turns: TurnService = request.app.state.turns
         await turns.start_opening(repo, game)
-    return Redirect(f"/games/{game.id}", status_code=303)
+    return see_other(request, "play", game_id=game.id)
 
 
 @post("/personas", name="create_persona", dependencies={"library": provide_library})
@@ -225,7 +226,7 @@ async def create_persona(request: Request, library: LibraryRepo) -> Redirect:
         raise PlayError("A persona's description is up to 2,000 characters.")
     library.session.add(Persona(player_id=library.player_id, name=name, description=description))
     await library.session.commit()
-    return Redirect("/characters#personas", status_code=303)
+    return see_other(request, "characters", "#personas")
 
 
 @post(
@@ -233,11 +234,11 @@ async def create_persona(request: Request, library: LibraryRepo) -> Redirect:
     name="delete_persona",
     dependencies={"library": provide_library},
 )
-async def delete_persona(library: LibraryRepo, persona_id: str) -> Redirect:
+async def delete_persona(request: Request, library: LibraryRepo, persona_id: str) -> Redirect:
     if not await library.delete(Persona, persona_id):
         raise NotFoundException()
     await library.session.commit()
-    return Redirect("/characters#personas", status_code=303)
+    return see_other(request, "characters", "#personas")
 
 
 def _read_book(payload: bytes) -> dict:
@@ -263,7 +264,7 @@ async def import_lorebook(request: Request, library: LibraryRepo) -> Redirect:
     name = " ".join(name.split())[:200] or "Lorebook"
     library.session.add(Lorebook(player_id=library.player_id, name=name, book=book))
     await library.session.commit()
-    return Redirect("/characters#lorebooks", status_code=303)
+    return see_other(request, "characters", "#lorebooks")
 
 
 @post(
@@ -271,11 +272,11 @@ async def import_lorebook(request: Request, library: LibraryRepo) -> Redirect:
     name="delete_lorebook",
     dependencies={"library": provide_library},
 )
-async def delete_lorebook(library: LibraryRepo, lorebook_id: str) -> Redirect:
+async def delete_lorebook(request: Request, library: LibraryRepo, lorebook_id: str) -> Redirect:
     if not await library.delete(Lorebook, lorebook_id):
         raise NotFoundException()
     await library.session.commit()
-    return Redirect("/characters#lorebooks", status_code=303)
+    return see_other(request, "characters", "#lorebooks")
 
 
 async def import_chat_file(request: Request, repo: GameRepo) -> Redirect:
@@ -291,7 +292,7 @@ async def import_chat_file(request: Request, repo: GameRepo) -> Redirect:
     character_id = str(form.get("character", ""))
     character = await _character(library, character_id) if character_id else None
     game = await import_chat(repo, library, request.app.state.catalog, chat, character)
-    return Redirect(f"/games/{game.id}", status_code=303)
+    return see_other(request, "play", game_id=game.id)
 
 
 @get(
@@ -344,7 +345,7 @@ async def attach_lorebooks(request: Request, repo: GameRepo, game_id: str) -> Re
         {"id": b.id, "name": b.name, "book": {**b.book, "name": b.name}} for b in books
     ] or None
     await repo.session.commit()
-    return Redirect(f"/games/{game.id}", status_code=303)
+    return see_other(request, "play", game_id=game.id)
 
 
 def upload_handlers(max_upload_bytes: int) -> list[Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from litestar import Request, Response
+from litestar import Response
 from litestar.exceptions import HTTPException, TooManyRequestsException, ValidationException
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -36,10 +37,10 @@ FRIENDLY = {
 
 
 def error_response(
-    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+    request: HTMXRequest, status: int, message: str, headers: dict[str, str] | None = None
 ) -> Response:
     """The error as an alert fragment for htmx, or as a full page otherwise."""
-    name = "_error.html" if request.headers.get("hx-request") else "pages/error.html"
+    name = "_error.html" if request.htmx else "pages/error.html"
     return Template(
         template_name=name,
         context={
@@ -53,7 +54,7 @@ def error_response(
     )
 
 
-def _http(request: Request, exc: HTTPException) -> Response:
+def _http(request: HTMXRequest, exc: HTTPException) -> Response:
     status = exc.status_code
     if isinstance(exc, ValidationException):
         message = "Some of the form was missing or not valid. Check it and try again."
@@ -64,7 +65,7 @@ def _http(request: Request, exc: HTTPException) -> Response:
     )
 
 
-def _too_many(request: Request, exc: TooManyRequestsException) -> Response:
+def _too_many(request: HTMXRequest, exc: TooManyRequestsException) -> Response:
     """A rate limit was hit: say which, and when to come back (also as Retry-After)."""
     headers = dict(exc.headers or {})
     if "RateLimit-Reset" not in headers:  # not from a limit of ours
@@ -81,23 +82,23 @@ def _too_many(request: Request, exc: TooManyRequestsException) -> Response:
     return error_response(request, 429, message, headers)
 
 
-def _rejected(request: Request, exc: PlayError) -> Response:
+def _rejected(request: HTMXRequest, exc: PlayError) -> Response:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return error_response(request, exc.status, str(exc), headers)
 
 
-def _card(request: Request, exc: CardError) -> Response:
+def _card(request: HTMXRequest, exc: CardError) -> Response:
     return error_response(request, exc.status, str(exc))
 
 
-def _not_text(request: Request, exc: UnicodeDecodeError) -> Response:
+def _not_text(request: HTMXRequest, exc: UnicodeDecodeError) -> Response:
     """A form field that is not UTF-8 text (Litestar's multipart parser raises this)."""
     return error_response(
         request, 400, "Part of the form was not readable text (UTF-8). Check it and try again."
     )
 
 
-def _crash(request: Request, exc: Exception) -> Response:
+def _crash(request: HTMXRequest, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
         request,

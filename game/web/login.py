@@ -18,6 +18,7 @@ from litestar.datastructures import Cookie
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import ASGIMiddleware
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from litestar.response.redirect import ASGIRedirectResponse
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -26,6 +27,7 @@ from game.settings import Settings
 from game.web.pages import local_path
 from game.web.passwords import password_matches
 from game.web.players import cookie_value, wants_secure
+from game.web.urls import see_other
 
 UNLOCK_COOKIE = "arcadia_unlock"
 UNLOCK_MAX_AGE = 60 * 60 * 24 * 30
@@ -66,11 +68,9 @@ class LoginGate(ASGIMiddleware):
         if hmac.compare_digest(marker.encode(), expected.encode()):  # bytes: any text compares
             await next_app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        hx = b"hx-request" in headers
-        current = headers.get(b"hx-current-url")
-        login = _login_url(scope, current.decode("latin-1") if hx and current else None)
-        if scope["method"] in ("GET", "HEAD") and not hx:
+        htmx = HTMXRequest(scope).htmx
+        login = _login_url(scope, htmx.current_url if htmx else None)
+        if scope["method"] in ("GET", "HEAD") and not htmx:
             await ASGIRedirectResponse(path=login, status_code=303)(scope, receive, send)
             return
         # htmx follows HX-Redirect whatever the status; a plain form post gets a readable page
@@ -90,7 +90,7 @@ def _form(next_path: str, error: str = "", status: int = 200) -> Template:
 @get("/login", name="login", opt=PUBLIC)
 async def login_page(request: Request) -> Template | Redirect:
     if not request.app.state.settings.password:
-        return Redirect("/", status_code=303)  # nothing to log in to
+        return see_other(request, "home")  # nothing to log in to
     return _form(request.query_params.get("next", "/"))
 
 
@@ -119,11 +119,10 @@ async def log_in(request: Request) -> Template | Redirect:
 
 
 @post("/logout", name="log_out")
-async def log_out() -> Redirect:
+async def log_out(request: Request) -> Redirect:
     """Forget the unlock marker in this browser (the player's games stay)."""
-    return Redirect(
-        "/login", status_code=303, cookies=[Cookie(key=UNLOCK_COOKIE, value="", max_age=0)]
-    )
+    forget = Cookie(key=UNLOCK_COOKIE, value="", max_age=0)
+    return Redirect(request.app.route_reverse("login"), status_code=303, cookies=[forget])
 
 
 handlers = [login_page, log_in, log_out]

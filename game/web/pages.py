@@ -7,6 +7,7 @@ from datetime import datetime
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Template
 
 from game.ai.mock import SCENARIOS
@@ -20,6 +21,7 @@ from game.store.library import LibraryRepo
 from game.store.models import Game
 from game.store.repo import GameRepo
 from game.web.passwords import may_change_backend
+from game.web.urls import see_other
 
 
 async def provide_repo(request: Request) -> AsyncIterator[GameRepo]:
@@ -107,14 +109,14 @@ async def about(request: Request) -> Template:
 
 
 @post("/about/probe", name="probe_backend", opt={"rate_limit": "turn"})
-async def probe_backend(request: Request) -> Response:
+async def probe_backend(request: HTMXRequest) -> Response:
     """Run the capability probe against the configured backend ("Test connection")."""
     provider = request.app.state.turns.provider
     if not isinstance(provider, OpenAICompatProvider):
         raise PlayError("No backend is configured: the mock narrator needs no connection.", 409)
     caps = await request.app.state.backends.refresh(provider)
-    if request.headers.get("hx-request") != "true":
-        return Redirect("/about", status_code=303)
+    if not request.htmx:
+        return see_other(request, "about")
     return Template("_capabilities.html", context={"caps": caps, "live": True})
 
 
@@ -138,7 +140,7 @@ async def choose_models(request: Request) -> Response:
         )
     except ValueError as exc:
         raise PlayError(str(exc)) from None
-    return Redirect("/about#models", status_code=303)
+    return see_other(request, "about", "#models")
 
 
 @get("/games/new", name="new_game", dependencies={"repo": provide_repo})
@@ -184,7 +186,7 @@ async def create(request: Request, repo: GameRepo) -> Redirect:
     game.persona = persona.description if persona else ""
     turns: TurnService = request.app.state.turns
     await turns.start_opening(repo, game)
-    return Redirect(f"/games/{game.id}", status_code=303)
+    return see_other(request, "play", game_id=game.id)
 
 
 @post("/games/{game_id:str}/rename", name="rename_game", dependencies={"repo": provide_repo})
@@ -193,7 +195,8 @@ async def rename(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     form = await request.form()
     game.title = clean_title(str(form.get("title", "")))
     await repo.session.commit()
-    return Redirect(local_path(form.get("next"), f"/games/{game.id}"), status_code=303)
+    back = local_path(form.get("next"), request.app.route_reverse("play", game_id=game.id))
+    return Redirect(back, status_code=303)
 
 
 @post("/games/{game_id:str}/delete", name="delete_game", dependencies={"repo": provide_repo})
@@ -208,7 +211,7 @@ async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     await repo.delete_game(game)
     await repo.session.commit()
     request.app.state.deleter.wake()
-    return Redirect("/", status_code=303)
+    return see_other(request, "home")
 
 
 handlers = [home, about, probe_backend, choose_models, new_game, create, rename, delete]

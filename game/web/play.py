@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
@@ -25,14 +26,11 @@ from game.web.art_pages import art_view
 from game.web.headers import PRIVATE
 from game.web.pages import load_game, provide_repo
 from game.web.timing import server_timing
+from game.web.urls import see_other
 
 PAGE_MESSAGES = 30  # messages of the branch rendered at once ("Load earlier" pages back)
 POLL_SECONDS = 0.5  # how often a stream re-reads a turn written by another process
 MAX_OFFSET_DIGITS = 9  # a stream's event ids are text offsets: a billion characters is past any
-
-
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 async def _load_message(repo: GameRepo, game: Game, message_id: str) -> Message:
@@ -123,7 +121,7 @@ async def history(request: Request, repo: GameRepo, game_id: str, before: str) -
     dependencies={"repo": provide_repo},
     opt={"rate_limit": "turn"},
 )
-async def post_turn(request: Request, repo: GameRepo, game_id: str) -> Response:
+async def post_turn(request: HTMXRequest, repo: GameRepo, game_id: str) -> Response:
     found = await repo.get_game_and_head(game_id)  # one query on the turn's hot path
     if found is None:
         raise NotFoundException()
@@ -137,10 +135,10 @@ async def post_turn(request: Request, repo: GameRepo, game_id: str) -> Response:
         choice_id=str(form.get("choice", "")),
         head=head,
         # htmx follows the live turn, which needs no row: answer without waiting for the commit.
-        wait=not _is_htmx(request),
+        wait=not request.htmx,
     )
-    if not _is_htmx(request):
-        return Redirect(f"/games/{game.id}", status_code=303)
+    if not request.htmx:
+        return see_other(request, "play", game_id=game.id)
     started = Template("_turn_started.html", context=turn_view(request, game, added))
     live = turns.hub.get(added[-1].id)
     if live is None or "text/event-stream" not in request.headers.get("accept", ""):
@@ -288,15 +286,15 @@ async def _deltas(live: LiveTurn, position: int) -> AsyncIterator[ServerSentEven
     name="stop",
     dependencies={"repo": provide_repo},
 )
-async def stop(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Response:
+async def stop(request: HTMXRequest, repo: GameRepo, game_id: str, message_id: str) -> Response:
     turns: TurnService = request.app.state.turns
     # Written here: stop it at once (its row may still be on its way to the database).
     if _live_turn(request, game_id, message_id) is None or not await turns.stop_here(message_id):
         game = await load_game(repo, game_id)
         message = await _load_message(repo, game, message_id)
         await turns.stop(repo, game, message)
-    if not _is_htmx(request):
-        return Redirect(f"/games/{game_id}", status_code=303)
+    if not request.htmx:
+        return see_other(request, "play", game_id=game_id)
     return Response(content=b"", status_code=204)
 
 
@@ -311,7 +309,7 @@ async def retry(request: Request, repo: GameRepo, game_id: str, message_id: str)
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     await _turns(request).regenerate(repo, game, message)
-    return Redirect(f"/games/{game.id}", status_code=303)
+    return see_other(request, "play", game_id=game.id)
 
 
 @post(
@@ -327,7 +325,7 @@ async def continue_reply(
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     await _turns(request).continue_reply(repo, game, message)
-    return Redirect(f"/games/{game.id}", status_code=303)
+    return see_other(request, "play", game_id=game.id)
 
 
 @post(
@@ -342,7 +340,7 @@ async def edit_action(request: Request, repo: GameRepo, game_id: str, message_id
     message = await _load_message(repo, game, message_id)
     form = await request.form()
     await _turns(request).edit(repo, game, message, str(form.get("action", "")))
-    return Redirect(f"/games/{game.id}", status_code=303)
+    return see_other(request, "play", game_id=game.id)
 
 
 @post(
@@ -355,7 +353,7 @@ async def rewind(request: Request, repo: GameRepo, game_id: str, message_id: str
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     await _turns(request).rewind(repo, game, message)
-    return Redirect(f"/games/{game.id}#msg-{message.id}", status_code=303)
+    return see_other(request, "play", f"#msg-{message.id}", game_id=game.id)
 
 
 @post(
@@ -370,7 +368,7 @@ async def show_alternative(
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     await _turns(request).show(repo, game, message)
-    return Redirect(f"/games/{game.id}#msg-{message.id}", status_code=303)
+    return see_other(request, "play", f"#msg-{message.id}", game_id=game.id)
 
 
 def _turns(request: Request) -> TurnService:

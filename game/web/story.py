@@ -23,6 +23,7 @@ from game.play.transfer import (
 from game.store.repo import GameRepo
 from game.web.downloads import GAME_FILE, attachment
 from game.web.pages import load_game, provide_repo
+from game.web.urls import see_other
 
 
 def _catalog(request: Request) -> Catalog:
@@ -64,7 +65,7 @@ async def memory_save(request: Request, repo: GameRepo, game_id: str) -> Redirec
     game = await load_game(repo, game_id)
     form = await request.form()
     await save_memory(repo, game, str(form.get("memory", "")))
-    return Redirect(f"/games/{game.id}/memory?saved=1", status_code=303)
+    return see_other(request, "memory", "?saved=1", game_id=game.id)
 
 
 def _streamed(request: Request, export: Callable[[GameRepo], AsyncIterator[Any]]) -> Any:
@@ -130,7 +131,7 @@ async def import_game(request: Request, repo: GameRepo) -> Redirect:
         max_messages=settings.max_import_messages,
         max_lore_keys=settings.max_lore_keys,
     )
-    return Redirect(f"/games/{game.id}", status_code=303)
+    return see_other(request, "play", game_id=game.id)
 
 
 handlers = [
