@@ -1,202 +1,39 @@
-"""Export a game (a Markdown transcript of the branch, or the whole tree as JSON) and import it.
-
-The JSON holds everything the game is: its fields (for a card game or an imported chat also
-the card, the persona and the attached lorebooks), every message of the tree with its state
-snapshot, choices, scene, memory, lore fired and chat metadata. Importing it makes a new game
-for the importing player with new ids and the identical tree. Imported files are untrusted:
-they are validated here (cards and lorebooks as a card or lorebook import would be) and
-rendered escaped like any model output.
-"""
+"""Importing a game export: every field checked, then a new game with the identical tree."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from sqlalchemy import JSON, Row, insert
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import insert
 
 from game.bulk import collection_paused, empty_in_steps
 from game.cards import CardError
-from game.cards.card import (
-    MAX_BOOK_NUMBER,
-    MAX_ENTRIES,
-    MAX_FIELD_CHARS,
-    MAX_LIST_ITEMS,
-    check_sizes,
-    normalise_book,
-    normalise_data,
-)
+from game.cards.card import check_sizes, normalise_book, normalise_data
 from game.cards.lorebook import check_key_budget
 from game.play.card_cast import CARD_CAST_ID
 from game.play.catalog import Catalog
 from game.play.errors import PlayError
 from game.play.games import clean_title
 from game.play.state import StoryState
-from game.store.models import Game, Message, new_id, utcnow
-from game.store.repo import STORED_TEXT_COLUMNS, GameRepo
-from game.untrusted import decode_json_in_steps
-
-FORMAT = "arcadia-game"
-VERSION = 1
-MAX_MESSAGES = 50_000
-MAX_LORE_KEYS = 20_000  # keys in one lorebook (CHATGAME_MAX_LORE_KEYS' default)
-PERSONA_CHARS = 2_000  # a persona's description, as the persona forms allow
-MAX_IMPORT_BYTES = 128 * 1024 * 1024  # a 25,000-turn game exports about 100 MB
-IMPORT_CHUNK = 100  # rows inserted per statement (about 25 ms of the event loop each)
-EXPORT_CHUNK = 50  # messages serialised between two turns of the event loop (about 3 ms)
-MESSAGE_FIELDS = (
-    "role",
-    "content",
-    "status",
-    "raw",
-    "state",
-    "choices",
-    "hint",
-    "scene",
-    "notice",
-    "memory",
-    "memory_through",
-    "lore",
-    "meta",
-    "created_at",
+from game.play.transfer.format import (
+    IMPORT_CHUNK,
+    MAX_IMPORT_BYTES,
+    MAX_LORE_KEYS,
+    MAX_MESSAGES,
+    MESSAGE_FIELDS,
+    ExportedGame,
+    ExportedMessage,
+    ExportedTree,
 )
-
-
-class FiredLore(BaseModel):
-    """A lorebook entry that entered a turn's prompt, as the turn shows it (FiredEntry.summary)."""
-
-    label: str = Field(max_length=80)
-    book: str = Field(max_length=80)
-    tokens: int = Field(ge=0, le=MAX_BOOK_NUMBER)
-
-
-class ExportedMessage(BaseModel):
-    """One message of the tree as exported."""
-
-    id: str = Field(min_length=1, max_length=64)
-    parent_id: str | None = Field(None, max_length=64)
-    depth: int = Field(ge=0, le=MAX_MESSAGES)
-    role: Literal["user", "assistant"]
-    content: str = Field("", max_length=MAX_FIELD_CHARS)  # as long as a card or chat allows
-    status: Literal["streaming", "done", "stopped", "failed", "interrupted"] = "done"
-    raw: str = Field("", max_length=200_000)
-    state: dict[str, Any] | None = None
-    choices: list[str] | None = None
-    hint: str = Field("", max_length=2_000)
-    scene: dict[str, Any] | None = None
-    notice: str = Field("", max_length=2_000)
-    memory: str = Field("", max_length=20_000)
-    memory_through: int = Field(-1, ge=-1, le=MAX_MESSAGES)
-    lore: list[FiredLore] | None = Field(None, max_length=MAX_ENTRIES)
-    meta: dict[str, Any] | None = None  # an imported chat's keys; sizes checked in parse_export
-    created_at: datetime
-
-
-class ExportedCard(BaseModel):
-    """The card a card game (or an imported chat) plays: the snapshot kept on the game."""
-
-    character_id: str = Field("", max_length=64)  # the card in the exporting player's library
-    data: dict[str, Any]  # normalised in parse_export, as a card import does
-    own_scenario: bool = False
-    chat_header: dict[str, Any] | None = None  # an imported chat's header line
-
-
-class ExportedLorebook(BaseModel):
-    """A lorebook attached to the game (a snapshot of a library book)."""
-
-    id: str = Field("", max_length=64)
-    name: str = Field("", max_length=200)
-    book: dict[str, Any]  # normalised in parse_export, as a lorebook import does
-
-
-class ExportedGame(BaseModel):
-    """The game's own fields as exported."""
-
-    title: str = Field(max_length=200)
-    world_id: str
-    route_id: str
-    cast_id: str
-    player_name: str = Field(min_length=1, max_length=60)
-    origin: str = Field("", max_length=2_000)
-    # Bounded: a database integer holds 64 bits, and a game has at most one turn per message.
-    turn_count: int = Field(0, ge=0, le=MAX_MESSAGES)
-    image_mode: Literal["off", "suggest", "force"] = "suggest"
-    mock_scenario: str = Field("", max_length=32)
-    card: ExportedCard | None = None
-    persona: str = Field("", max_length=PERSONA_CHARS)
-    lorebooks: list[ExportedLorebook] | None = Field(None, max_length=MAX_LIST_ITEMS)
-    created_at: datetime
-    updated_at: datetime
-
-
-class ExportedTree(BaseModel):
-    """The whole JSON export."""
-
-    format: Literal["arcadia-game"]
-    version: Literal[1]
-    game: ExportedGame
-    head_id: str | None
-    messages: list[ExportedMessage] = Field(max_length=MAX_MESSAGES)
-
-
-async def markdown_transcript(
-    repo: GameRepo, game: Game, world: str, cast: str
-) -> AsyncIterator[str]:
-    """The current branch as a Markdown transcript, oldest first, a chunk at a time."""
-    yield f"# {game.title}\n\n*{world} · with {cast} · played by {game.player_name}*\n\n"
-    columns = ("role", "content", "status", "notice")
-    async for rows in repo.branch_chunks(game, columns):
-        yield "".join(_markdown(game, *row) for row in rows)
-
-
-def _markdown(game: Game, role: str, content: str, status: str, notice: str) -> str:
-    if role == "user":
-        return f"**{game.player_name}:** {content}\n\n"
-    text = f"{content.strip() or '*(no text)*'}\n\n"
-    if status != "done":
-        text += f"*({status}{': ' + notice if notice else ''})*\n\n"
-    return text + "---\n\n"
-
-
-async def json_export(repo: GameRepo, game: Game) -> AsyncIterator[bytes]:
-    """The whole game as JSON (every branch, state snapshot and memory), a chunk at a time:
-    one message a line, so a 50,000-message game streams instead of freezing the server."""
-    head = {
-        "format": FORMAT,
-        "version": VERSION,
-        "game": ExportedGame.model_validate(game, from_attributes=True).model_dump(mode="json"),
-        "head_id": game.head_id,
-    }
-    yield json.dumps(head, ensure_ascii=False)[:-1].encode() + b', "messages": ['
-    separator = b"\n"
-    async for rows in repo.tree_rows(game, STORED_TEXT_COLUMNS, size=EXPORT_CHUNK):
-        yield separator + b",\n".join(_exported(row) for row in rows)
-        separator = b",\n"
-    yield b"\n]}\n"
-
-
-_STORED_JSON = tuple(c.name for c in Message.__table__.columns if isinstance(c.type, JSON))
-_PLAIN = tuple(n for n in ("id", "parent_id", "depth", *MESSAGE_FIELDS) if n not in _STORED_JSON)
-
-
-def _exported(row: Row) -> bytes:
-    """A message as the export writes it: the fields of ExportedMessage, straight off the row
-    (validating each one on the way out would cost more than the rest of the export), its JSON
-    columns spliced in as stored (they were written as JSON)."""
-    fields = row._mapping
-    plain = {name: fields[name] for name in _PLAIN}
-    plain["created_at"] = plain["created_at"].isoformat()
-    spliced = "".join(
-        f', "{name}": {"null" if fields[name] is None else fields[name]}' for name in _STORED_JSON
-    )
-    return (json.dumps(plain, ensure_ascii=False)[:-1] + spliced + "}").encode()
-
+from game.store.models import Game, Message, new_id, utcnow
+from game.store.repo import GameRepo
+from game.untrusted import decode_json_in_steps
 
 MESSAGES = TypeAdapter(list[ExportedMessage])
 VALIDATE_CHUNK = 200  # messages validated between two pauses (see _validated)
@@ -275,7 +112,14 @@ def parse_export(
         _check_meta(tree.messages)
     # An imported chat keeps its lines as they were (system lines, several messages from one
     # side in a row: import_chat stores them so); every other game's turns alternate.
-    alternating = g.card is None or g.card.chat_header is None
+    _check_tree(tree, alternating=g.card is None or g.card.chat_header is None)
+    return tree
+
+
+def _check_tree(tree: ExportedTree, alternating: bool) -> None:
+    """Every message once, under a parent that exists, one level deeper, turns alternating
+    (unless `alternating` is off), each state readable; the head (the deepest message when
+    the export names none) part of the tree."""
     seen: dict[str, ExportedMessage] = {}
     for message in sorted(tree.messages, key=lambda m: m.depth):
         if message.id in seen:
@@ -298,7 +142,6 @@ def parse_export(
     if tree.head_id is None:  # no current turn: carry on where the story went furthest
         deepest = max(enumerate(tree.messages), key=lambda pair: (pair[1].depth, pair[0]))
         tree.head_id = deepest[1].id
-    return tree
 
 
 def _check_companion(game: ExportedGame, catalog: Catalog) -> None:
