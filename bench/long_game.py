@@ -38,7 +38,6 @@ from sqlalchemy import insert
 
 from bench.stream_overhead import percentile
 from game.ai.mock import MockProvider
-from game.play.catalog import load_catalog
 from game.play.live import TurnHub
 from game.play.seed import build_game
 from game.play.turns import TurnService
@@ -46,6 +45,7 @@ from game.settings import PACKAGE_ROOT, load_settings
 from game.store.db import make_engine, make_sessionmaker
 from game.store.models import Game, Message
 from game.store.repo import GameRepo
+from game.world.catalog import load_catalog
 from tests.appserver import Player, make_server
 
 RESULTS = Path(__file__).resolve().parent / "results"

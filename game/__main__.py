@@ -35,8 +35,7 @@ def doctor(settings: Settings) -> int:
 
 async def run_worker(settings: Settings) -> None:
     """Paint scene pictures in this process until SIGTERM/SIGINT (the app can then skip it)."""
-    from game.ai.openai_compat import OpenAICompatProvider
-    from game.app import make_painter, make_provider
+    from game.ai.backend import make_backend
     from game.play.art import ArtService
     from game.store.db import make_engine, make_sessionmaker, migrate
     from game.store.instances import Instance
@@ -45,10 +44,10 @@ async def run_worker(settings: Settings) -> None:
     await migrate(engine)
     instance = Instance(engine)
     await instance.start()
-    provider = make_provider(settings)
+    provider, painter = make_backend(settings)
     art = ArtService(
         make_sessionmaker(engine),
-        make_painter(settings, provider),
+        painter,
         settings.image_dir,
         settings.image_concurrency,
         instance=instance,
@@ -69,8 +68,7 @@ async def run_worker(settings: Settings) -> None:
     await art.stop()  # a picture in progress goes back to the queue
     await instance.stop()
     await engine.dispose()
-    if isinstance(provider, OpenAICompatProvider):
-        await provider.client.close()
+    await provider.close()
 
 
 async def run_seed(settings: Settings, games: int, turns: int, player: str) -> int:
@@ -78,9 +76,9 @@ async def run_seed(settings: Settings, games: int, turns: int, player: str) -> i
     import secrets
     import time
 
-    from game.play.catalog import load_catalog
     from game.play.seed import seed
     from game.store.db import make_engine, make_sessionmaker, migrate
+    from game.world.catalog import load_catalog
 
     player = player or secrets.token_hex(16)
     engine = make_engine(settings)

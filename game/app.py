@@ -17,14 +17,10 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from game.ai.mock import MockProvider
-from game.ai.openai_compat import OpenAICompatProvider, make_client
-from game.ai.painters import MockPainter, OpenAIPainter, Painter
-from game.ai.provider import Provider
+from game.ai.backend import make_backend
 from game.bulk import GIL_SWITCH_SECONDS
 from game.play.art import ArtService
 from game.play.backends import BackendService
-from game.play.catalog import load_catalog
 from game.play.deletion import GameDeleter
 from game.play.fanout import TurnFanout, asyncpg_dsn
 from game.play.live import TurnHub
@@ -51,6 +47,7 @@ from game.web.hosts import HostGuard, HostPolicy
 from game.web.players import player_middleware
 from game.web.ratelimit import rate_limits
 from game.web.templating import configure_environment
+from game.world.catalog import load_catalog
 
 log = logging.getLogger("game")
 
@@ -66,44 +63,20 @@ def secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def make_provider(settings: Settings) -> Provider:
-    """The narrator backend for the configured mode."""
-    if settings.ai_mode == "live":
-        client = make_client(
-            settings.openai_base_url,
-            settings.openai_api_key,
-            connect=settings.connect_timeout,
-            read=settings.read_timeout,
-        )
-        return OpenAICompatProvider(client, settings.chat_model, read_timeout=settings.read_timeout)
-    return MockProvider(delay_ms=settings.mock_delay_ms, scenario=settings.mock_scenario)
-
-
-def make_painter(settings: Settings, provider: Provider) -> Painter:
-    """The scene painter for the configured mode."""
-    if isinstance(provider, OpenAICompatProvider):
-        return OpenAIPainter(
-            provider.client,
-            settings.image_model,
-            cancellable=lambda: bool(provider.capabilities.operation_cancel),
-        )
-    return MockPainter(delay_ms=settings.mock_delay_ms, scenario=settings.mock_scenario)
-
-
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the Litestar app. Everything process-wide lives on `app.state`."""
     settings = settings or load_settings()
     if problem := settings.bind_problem():
         raise SettingsError(problem)
     catalog = load_catalog(settings.content_dir)
-    provider = make_provider(settings)
+    provider, painter = make_backend(settings)
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     instance = Instance(engine)
     backends = BackendService(sessions, settings)
     art = ArtService(
         sessions,
-        make_painter(settings, provider),
+        painter,
         settings.image_dir,
         settings.image_concurrency,
         instance=instance,
@@ -136,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if fanout is not None:
             await fanout.start()
         chores: list[Callable[[], Awaitable[int | None]]] = [turns.recover_interrupted]
-        if isinstance(provider, OpenAICompatProvider):
+        if provider.live:
             await backends.load_or_probe(provider)
             await backends.apply_models(provider, art.painter)
             chores.append(partial(backends.apply_models, provider, art.painter))
@@ -164,8 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await fanout.close()
             await instance.stop()
             await engine.dispose()
-            if isinstance(provider, OpenAICompatProvider):
-                await provider.client.close()  # its aiohttp session holds the pooled connections
+            await provider.close()
 
     key = secret_key(settings)
     template_engine = JinjaTemplateEngine(directory=PROJECT_ROOT / "templates")

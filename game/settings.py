@@ -49,6 +49,23 @@ def _items(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+# What the mock narrator can play out for a UI developer (CHATGAME_MOCK_SCENARIO; game.ai.mock).
+SCENARIOS = (
+    "normal",
+    "slow-start",
+    "stall",
+    "drop-mid-stream",
+    "rate-limited",
+    "in-band-error",
+    "non-json",
+    "refusal",
+    "very-long",
+    "unicode-mix",
+    "art-fails",
+    "art-slow",
+)
+
+
 class SettingsError(SystemExit):
     """Raised at start-up when a variable has an invalid value."""
 
@@ -96,7 +113,7 @@ class Settings(BaseSettings):
     image_concurrency: int = Field(1, ge=1, le=16)  # scene pictures painted at once
     in_app_worker: bool = True  # paint in the app process; false: run `python -m game worker`
     mock_delay_ms: int = Field(25, ge=0, le=10_000)
-    mock_scenario: str = "normal"  # one of game.ai.mock.SCENARIOS
+    mock_scenario: str = "normal"  # one of SCENARIOS
 
     # Limits
     max_action_chars: int = Field(2000, ge=1)
@@ -120,8 +137,6 @@ class Settings(BaseSettings):
     @field_validator("mock_scenario")
     @classmethod
     def _known_scenario(cls, value: str) -> str:
-        from game.ai.mock import SCENARIOS
-
         if value not in SCENARIOS:
             raise ValueError(f"must be one of: {', '.join(SCENARIOS)}")
         return value

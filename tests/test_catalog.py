@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from game.play.catalog import ContentError, load_catalog
 from game.settings import PACKAGE_ROOT
+from game.world.catalog import ContentError, load_catalog
 
 CONTENT = PACKAGE_ROOT / "content"
 

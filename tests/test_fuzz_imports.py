@@ -46,8 +46,8 @@ import httpx
 import pytest
 from PIL import Image, PngImagePlugin
 
-from game.play.catalog import load_catalog
 from game.settings import PACKAGE_ROOT
+from game.world.catalog import load_catalog
 from tests.appserver import Player, Server, make_server
 from tests.cardkit import card_png, import_card, lorebook, upload, v2_card, v3_card
 from tests.test_chats import HEADER, LINES

@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 
 from game.ai.mock import continuation, mock_summary
-from game.play.catalog import load_catalog
 from game.play.memory import MEMORY_CHARS, clip_memory, history_budget, turns_to_fold
 from game.play.prompts import estimate_tokens
 from game.play.seed import build_game
 from game.settings import PACKAGE_ROOT
 from game.store.models import Message
+from game.world.catalog import load_catalog
 
 CATALOG = load_catalog(PACKAGE_ROOT / "content")
 

@@ -5,10 +5,10 @@ from dataclasses import replace
 
 from game.ai.mock import MockProvider, compose_turn
 from game.ai.provider import TurnContext, TurnRequest
-from game.play.catalog import load_catalog
-from game.play.state import merge_state
 from game.play.turn_format import NarrationStream, parse_turn
 from game.settings import PACKAGE_ROOT
+from game.world.catalog import load_catalog
+from game.world.state import merge_state
 from tests.aio import run
 
 CATALOG = load_catalog(PACKAGE_ROOT / "content")

@@ -7,8 +7,8 @@ from PIL import Image
 
 from game.ai.painters import PaintError, paint_mock_picture, verify_image
 from game.play.art import art_prompt, markdown_images, strip_markdown_images, wants_picture
-from game.play.catalog import load_catalog
 from game.settings import PACKAGE_ROOT
+from game.world.catalog import load_catalog
 
 WORLD = load_catalog(PACKAGE_ROOT / "content").worlds["hollowmere"]
 

@@ -1,9 +1,9 @@
 """Prompt building from the templates under game/prompts/."""
 
 from game.ai.provider import TurnContext
-from game.play.catalog import load_catalog
 from game.play.prompts import build_messages, estimate_tokens, prompt_tokens, reply_reserve
 from game.settings import PACKAGE_ROOT
+from game.world.catalog import load_catalog
 
 CATALOG = load_catalog(PACKAGE_ROOT / "content")
 

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from game.play.state import MAX_METERS, StoryState, merge_state
+from game.world.state import MAX_METERS, StoryState, merge_state
 
 BASE = StoryState(
     meters={"courage": 50, "trust": 20},

@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from game.play.catalog import load_catalog
-from game.play.state import StoryState, merge_state
 from game.play.turn_format import parse_turn
 from game.settings import PACKAGE_ROOT
+from game.world.catalog import load_catalog
+from game.world.state import StoryState, merge_state
 from tests.appserver import Player, Server
 from tests.cardkit import upload
 from tests.test_http_play import choice_labels, meters

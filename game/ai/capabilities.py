@@ -8,56 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import openai
 
 from game.ai.backend_errors import find_in_band_error, from_exception
+from game.ai.client import OPERATION_HEADER, bare_model_id, make_client
+from game.ai.provider import Capabilities
 
-OPERATION_HEADER = "x-chatgpt-operation-id"
 PROBE_TIMEOUT = 30.0
-
-
-@dataclass
-class Capabilities:
-    """A backend's abilities; None means not checked (or the check could not tell)."""
-
-    base_url: str
-    models: list[str] | None = None
-    streaming: bool | None = None
-    json_schema: bool | None = None
-    images: bool | None = None
-    operation_cancel: bool | None = None
-    notes: dict[str, str] = field(default_factory=dict)
-    checked_at: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Capabilities:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def rows(self) -> list[tuple[str, str, str]]:
-        """(capability, yes/no/unknown, detail) rows for the settings page and `doctor`."""
-
-        def word(value: bool | None) -> str:
-            return "unknown" if value is None else ("yes" if value else "no")
-
-        models = "unknown" if self.models is None else ("yes" if self.models else "no")
-        listed = ", ".join(self.models[:8]) if self.models else ""
-        if self.models and len(self.models) > 8:
-            listed += f" (+{len(self.models) - 8} more)"
-        return [
-            ("Model list", models, listed or self.notes.get("models", "")),
-            ("Streaming chat", word(self.streaming), self.notes.get("streaming", "")),
-            ("JSON schema output", word(self.json_schema), self.notes.get("json_schema", "")),
-            ("Image generation", word(self.images), self.notes.get("images", "")),
-            ("Operation cancel", word(self.operation_cancel), self.notes.get("cancel", "")),
-        ]
 
 
 async def _models(client: openai.AsyncOpenAI, caps: Capabilities) -> None:
@@ -163,8 +123,6 @@ async def _images(client: openai.AsyncOpenAI, image_model: str, caps: Capabiliti
 
 async def probe(client: openai.AsyncOpenAI, chat_model: str, image_model: str) -> Capabilities:
     """Ask the backend what it can do. Never raises: failures become notes."""
-    from game.ai.openai_compat import bare_model_id
-
     caps = Capabilities(base_url=str(client.base_url))
     model = bare_model_id(chat_model)
     quick = client.with_options(timeout=PROBE_TIMEOUT)
@@ -179,7 +137,6 @@ async def probe(client: openai.AsyncOpenAI, chat_model: str, image_model: str) -
 
 def run_probe(base_url: str, api_key: str, chat_model: str, image_model: str) -> Capabilities:
     """Synchronous wrapper for the command line."""
-    from game.ai.openai_compat import make_client
 
     async def main() -> Capabilities:
         client = make_client(base_url, api_key, connect=10, read=PROBE_TIMEOUT)

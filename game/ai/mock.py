@@ -12,9 +12,10 @@ import json
 import random
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from game.ai.backend_errors import find_in_band_error, from_exception, from_status
-from game.ai.provider import ProviderError, SummaryRequest, TurnContext, TurnRequest
+from game.ai.provider import Capabilities, ProviderError, SummaryRequest, TurnContext, TurnRequest
 
 _FIRST_PERSON = [
     (r"\bI am\b", "you are"),
@@ -140,22 +141,8 @@ def chunk_text(text: str, rng: random.Random) -> list[str]:
     return chunks
 
 
-# Scenarios a UI developer can ask for (CHATGAME_MOCK_SCENARIO). Failures are raised with the
-# same messages the live provider gives, so the page shows exactly what a player would see.
-SCENARIOS = (
-    "normal",
-    "slow-start",
-    "stall",
-    "drop-mid-stream",
-    "rate-limited",
-    "in-band-error",
-    "non-json",
-    "refusal",
-    "very-long",
-    "unicode-mix",
-    "art-fails",
-    "art-slow",
-)
+# The scenarios (CHATGAME_MOCK_SCENARIO) are listed with the settings. Failures are raised with
+# the same messages the live provider gives, so the page shows exactly what a player would see.
 REFUSAL = (
     "I'm sorry, but I can't continue the story in that direction. Let's steer the tale "
     "somewhere else: the night is still young, and the road still waits."
@@ -213,17 +200,35 @@ def continuation(partial: str, full: str) -> str:
 class MockProvider:
     """A narrator that needs no model: deterministic, content-driven, streamed with a delay.
 
-    `scenario` (one of SCENARIOS) reproduces what backends do: a slow first token, a stall or a
-    dropped connection mid-reply, a rate limit, an error written into the reply, a reply that
-    ignores the format, a refusal, a very long or mixed-script reply.
+    `scenario` (one of `game.settings.SCENARIOS`) reproduces what backends do: a slow first
+    token, a stall or a dropped connection mid-reply, a rate limit, an error written into the
+    reply, a reply that ignores the format, a refusal, a very long or mixed-script reply.
     """
 
     name = "mock"
+    live = False  # no backend: nothing to probe, no models to choose
+    model = "mock"
+    capabilities = None
 
     def __init__(self, delay_ms: int = 25, scenario: str = "normal", stall_s: float = 3.0) -> None:
         self.delay = delay_ms / 1000
         self.scenario = scenario
         self.stall_s = stall_s
+
+    async def probe(self, chat_model: str, image_model: str) -> Capabilities:
+        """What the mock can do: stream turns in the game's format and paint mock pictures."""
+        return Capabilities(
+            base_url="mock",
+            models=[self.model],
+            streaming=True,
+            json_schema=True,
+            images=True,
+            operation_cancel=False,
+            checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+
+    async def close(self) -> None:
+        """Nothing to let go of."""
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
         request.opened.set()

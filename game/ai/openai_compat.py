@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 
 from game.ai.backend_errors import error_detail, find_in_band_error, from_exception
-from game.ai.capabilities import Capabilities
-from game.ai.provider import ProviderError, SummaryRequest, TruncatedReply, TurnRequest
+from game.ai.capabilities import probe
+from game.ai.client import OPERATION_HEADER, bare_model_id, cancel_bridge_operation
+from game.ai.provider import (
+    Capabilities,
+    ProviderError,
+    SummaryRequest,
+    TruncatedReply,
+    TurnRequest,
+)
 
-log = logging.getLogger(__name__)
-
-OPERATION_HEADER = "x-chatgpt-operation-id"
 TURN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -58,12 +61,6 @@ TURN_SCHEMA: dict[str, Any] = {
     },
     "required": ["narration", "choices", "hint", "state", "scene"],
 }
-
-
-def bare_model_id(model: str) -> str:
-    """`chatgpt-web/gpt-5-5@optimized` -> `gpt-5-5`: bridges switch modes on those affixes."""
-    model = model.strip().split("@", 1)[0]
-    return model.removeprefix("chatgpt-web/") or "auto"
 
 
 def chunk_text(chunk: object) -> tuple[str, str | None]:
@@ -124,21 +121,11 @@ async def sse_payloads(response: Any) -> AsyncIterator[list[Any]]:
             yield batch
 
 
-def make_client(base_url: str, api_key: str, connect: float, read: float) -> openai.AsyncOpenAI:
-    """An SDK client with explicit timeouts and no automatic retries (no hidden retry storms)."""
-    return openai.AsyncOpenAI(
-        base_url=base_url.rstrip("/"),
-        api_key=api_key or "not-needed",
-        timeout=openai.Timeout(read, connect=connect),
-        max_retries=0,
-        http_client=openai.DefaultAioHttpClient(),
-    )
-
-
 class OpenAICompatProvider:
     """Streams narrator turns from an OpenAI-compatible chat completions endpoint."""
 
     name = "openai-compatible"
+    live = True
 
     def __init__(
         self,
@@ -148,9 +135,25 @@ class OpenAICompatProvider:
         read_timeout: float = 60.0,
     ) -> None:
         self.client = client
-        self.model = bare_model_id(model)
+        self.model = model
         self.capabilities = capabilities or Capabilities(base_url=str(client.base_url))
         self.read_timeout = read_timeout
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @model.setter
+    def model(self, model: str) -> None:
+        self._model = bare_model_id(model)
+
+    async def probe(self, chat_model: str, image_model: str) -> Capabilities:
+        """Ask the backend what it can do (see `game.ai.capabilities.probe`)."""
+        return await probe(self.client, chat_model, image_model)
+
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        await self.client.close()
 
     def request_body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         """The chat completion request body for one turn."""
@@ -257,14 +260,3 @@ class OpenAICompatProvider:
     async def cancel_operation(self, operation_id: str) -> None:
         """Ask a chatgpt-api bridge to stop the operation behind a stream (best effort)."""
         await cancel_bridge_operation(self.client, operation_id)
-
-
-async def cancel_bridge_operation(client: openai.AsyncOpenAI, operation_id: str) -> None:
-    """POST {base}/chatgpt/operations/{id}/cancel on a chatgpt-api bridge (best effort)."""
-    try:
-        await asyncio.wait_for(
-            client.post(f"/chatgpt/operations/{operation_id}/cancel", cast_to=object, body={}),
-            timeout=5,
-        )
-    except Exception as exc:  # our side has stopped anyway; a failed cancel is only logged
-        log.info("cancel of operation %s failed: %s", operation_id, exc)

@@ -22,7 +22,7 @@ import openai
 from PIL import Image, ImageDraw, ImageFilter
 
 from game.ai.backend_errors import from_exception
-from game.ai.openai_compat import cancel_bridge_operation
+from game.ai.client import cancel_bridge_operation
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # refuse decompression bombs
@@ -37,6 +37,10 @@ class PaintError(RuntimeError):
 
 
 class Painter(Protocol):
+    """Paints scene pictures. Implementations: mock and OpenAI-compatible (`images.generate`)."""
+
+    model: str  # the image model asked for
+
     async def paint(self, prompt: str, job_id: str, scenario: str = "") -> tuple[bytes, str]:
         """Return (image bytes, file extension) for the prompt (`scenario`: the game's mock one)."""
         ...
@@ -133,6 +137,8 @@ class MockPainter:
     The mock scenarios `art-fails` and `art-slow` (the server's default, or the game's own)
     make it fail, or take ten times as long.
     """
+
+    model = "mock"
 
     def __init__(self, delay_ms: int = 25, scenario: str = "normal") -> None:
         self.delay = delay_ms * 40 / 1000  # a picture takes ~40 chunks' worth of time

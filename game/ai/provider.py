@@ -1,15 +1,16 @@
-"""The port every AI backend implements: stream the raw text of one narrator turn."""
+"""The port every AI backend implements: stream the raw text of one narrator turn, summarise
+older turns, and say what the backend can do (`Capabilities`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from game.play.catalog import CastMember, Route, World
-    from game.play.state import StoryState
+    from game.world.catalog import CastMember, Route, World
+    from game.world.state import StoryState
 
 
 class ProviderError(RuntimeError):
@@ -22,6 +23,46 @@ class ProviderError(RuntimeError):
 
 class TruncatedReply(ProviderError):
     """The reply was cut off (a length limit); what arrived may still be a readable turn."""
+
+
+@dataclass
+class Capabilities:
+    """A backend's abilities; None means not checked (or the check could not tell)."""
+
+    base_url: str
+    models: list[str] | None = None
+    streaming: bool | None = None
+    json_schema: bool | None = None
+    images: bool | None = None
+    operation_cancel: bool | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+    checked_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Capabilities:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(capability, yes/no/unknown, detail) rows for the settings page and `doctor`."""
+
+        def word(value: bool | None) -> str:
+            return "unknown" if value is None else ("yes" if value else "no")
+
+        models = "unknown" if self.models is None else ("yes" if self.models else "no")
+        listed = ", ".join(self.models[:8]) if self.models else ""
+        if self.models and len(self.models) > 8:
+            listed += f" (+{len(self.models) - 8} more)"
+        return [
+            ("Model list", models, listed or self.notes.get("models", "")),
+            ("Streaming chat", word(self.streaming), self.notes.get("streaming", "")),
+            ("JSON schema output", word(self.json_schema), self.notes.get("json_schema", "")),
+            ("Image generation", word(self.images), self.notes.get("images", "")),
+            ("Operation cancel", word(self.operation_cancel), self.notes.get("cancel", "")),
+        ]
 
 
 @dataclass(frozen=True)
@@ -67,9 +108,16 @@ class SummaryRequest:
 
 
 class Provider(Protocol):
-    """A narrator backend. Implementations: mock (default) and OpenAI-compatible."""
+    """A narrator backend. Implementations: mock (default) and OpenAI-compatible.
+
+    Callers never ask which one they hold: `live` says whether there is a backend to probe,
+    choose models on and close.
+    """
 
     name: str
+    live: bool  # talks to a configured backend (capabilities, model choice, Test connection)
+    model: str  # the chat model asked for; a live provider keeps the bare id
+    capabilities: Capabilities | None  # what the backend can do (None: nothing to ask)
 
     def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
         """Yield the raw output (the JSON turn format) in chunks as it is generated.
@@ -80,4 +128,12 @@ class Provider(Protocol):
 
     async def summarise(self, request: SummaryRequest) -> str:
         """The updated memory: the old one with the given turns folded in, as plain text."""
+        ...
+
+    async def probe(self, chat_model: str, image_model: str) -> Capabilities:
+        """Ask the backend what it can do now (never raises: failures become notes)."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of connections at shutdown."""
         ...

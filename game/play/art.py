@@ -19,10 +19,10 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from game.ai.painters import Painter, PaintError
-from game.play.catalog import World
 from game.store.instances import Instance
 from game.store.models import ArtJob, Game, new_id, utcnow
 from game.store.private_files import private_dir, write_private
+from game.world.catalog import World
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,8 @@ import logging
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from game.ai.capabilities import Capabilities, probe
-from game.ai.openai_compat import OpenAICompatProvider, bare_model_id
-from game.ai.painters import OpenAIPainter, Painter
+from game.ai.painters import Painter
+from game.ai.provider import Capabilities, Provider
 from game.redact import mask_url
 from game.settings import Settings
 from game.store.models import BackendCapabilities, utcnow
@@ -37,7 +36,7 @@ class BackendService:
             row = await session.get(BackendCapabilities, self.base_url)
             return Capabilities.from_json(row.data) if row and row.data else None
 
-    async def load_or_probe(self, provider: OpenAICompatProvider) -> None:
+    async def load_or_probe(self, provider: Provider) -> None:
         """At start-up: use cached capabilities, or probe in the background (never blocks)."""
         caps = await self.cached()
         if caps is not None:
@@ -45,9 +44,9 @@ class BackendService:
             return
         self._probe_task = asyncio.create_task(self.refresh(provider), name="backend-probe")
 
-    async def refresh(self, provider: OpenAICompatProvider) -> Capabilities:
+    async def refresh(self, provider: Provider) -> Capabilities:
         """Probe the backend now, remember the result, and let the provider use it."""
-        caps = await probe(provider.client, self.settings.chat_model, self.settings.image_model)
+        caps = await provider.probe(self.settings.chat_model, self.settings.image_model)
         caps.base_url = self.base_url
         async with self.sessions() as session:
             row = await session.get(BackendCapabilities, self.base_url)
@@ -66,7 +65,7 @@ class BackendService:
 
     # ---- models chosen on the settings page ------------------------------------------------
 
-    async def apply_models(self, provider: OpenAICompatProvider, painter: Painter) -> None:
+    async def apply_models(self, provider: Provider, painter: Painter) -> None:
         """Use the models chosen on the settings page, or else the configured ones.
 
         Runs at start-up and, where processes share the database, now and then, so a choice
@@ -76,12 +75,11 @@ class BackendService:
             row = await session.get(BackendCapabilities, self.base_url)
         chat = (row.chat_model if row else "") or self.settings.chat_model
         image = (row.image_model if row else "") or self.settings.image_model
-        provider.model = bare_model_id(chat)
-        if isinstance(painter, OpenAIPainter):
-            painter.model = image
+        provider.model = chat
+        painter.model = image
 
     async def choose_models(
-        self, provider: OpenAICompatProvider, painter: Painter, chat: str, image: str
+        self, provider: Provider, painter: Painter, chat: str, image: str
     ) -> None:
         """Remember the chat and image model for this backend and use them from now on.
 

@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from game.cards.macros import apply_macros
-from game.play.catalog import CastMember, Catalog
 from game.store.models import Game
+from game.world.catalog import CastMember, Catalog
 
 CARD_CAST_ID = "card"  # games.cast_id of a card game (the card takes the companion's place)
 _SPEAKER_LINE = re.compile(r"^\s*(?:\{\{char\}\}|<BOT>)\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)

@@ -7,16 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from game.ai.mock import SCENARIOS
 from game.cards.macros import apply_macros
 from game.play.card_cast import CARD_CAST_ID, card_name
-from game.play.catalog import Catalog
 from game.play.errors import PlayError
 from game.play.games import clean_title
-from game.play.state import NOTE_CHARS, StoryState
+from game.settings import SCENARIOS
 from game.store.library import LibraryRepo
 from game.store.models import Character, Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
+from game.world.catalog import Catalog
+from game.world.state import NOTE_CHARS, StoryState
 
 OPENING_HINT = "Answer {char} in your own words, or look around first."
 

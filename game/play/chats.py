@@ -9,11 +9,11 @@ from sqlalchemy import Row
 
 from game.cards.card import normalise_data
 from game.cards.chats import Chat, ChatExport, ExportLine
-from game.play.catalog import Catalog
 from game.play.characters import new_card_game, opening_state
 from game.store.library import LibraryRepo
 from game.store.models import Character, Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
+from game.world.catalog import Catalog
 
 
 async def _character_for(

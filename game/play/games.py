@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
-from game.ai.mock import SCENARIOS
-from game.play.catalog import Catalog
 from game.play.errors import PlayError
+from game.settings import SCENARIOS
 from game.store.models import Game, new_id
 from game.store.repo import GameRepo
+from game.world.catalog import Catalog
 
 TITLE_CHARS = 80
 

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from game.ai.provider import Provider, SummaryRequest
 from game.play.card_cast import game_cast
-from game.play.catalog import Catalog
 from game.play.errors import PlayError
 from game.play.prompts import (
     MEMORY_CHARS,
@@ -29,6 +28,7 @@ from game.play.prompts import (
 )
 from game.store.models import Game, Message
 from game.store.repo import GameRepo
+from game.world.catalog import Catalog
 
 log = logging.getLogger(__name__)
 

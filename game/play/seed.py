@@ -12,12 +12,12 @@ from datetime import timedelta
 
 from game.ai.mock import compose_turn, mock_summary
 from game.ai.provider import TurnContext
-from game.play.catalog import Catalog
 from game.play.memory import clip_memory, turns_to_fold
 from game.play.prompts import DEFAULT_CONTEXT_TOKENS, history_window
-from game.play.state import merge_state
 from game.play.turn_format import parse_turn
 from game.store.models import Game, Message, new_id, utcnow
+from game.world.catalog import Catalog
+from game.world.state import merge_state
 
 NAMES = ["Mara Quill", "Ash Verano", "Ilse Brand", "Tomas Reed", "Nell Okafor", "Ravi Sen"]
 

@@ -13,7 +13,6 @@ from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Response, Template
 
-from game.ai.mock import SCENARIOS
 from game.cards import CardError
 from game.cards.card import loads, normalise_book, to_v3
 from game.cards.chats import ChatExport, export_chat, parse_chat
@@ -28,7 +27,7 @@ from game.play.characters import (
 from game.play.chats import chat_export, import_chat
 from game.play.errors import PlayError
 from game.play.turns import TurnService
-from game.settings import Settings
+from game.settings import SCENARIOS, Settings
 from game.store.library import LibraryRepo
 from game.store.models import Character, Lorebook, Persona
 from game.store.repo import GameRepo

@@ -10,18 +10,16 @@ from litestar.exceptions import NotFoundException
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Template
 
-from game.ai.mock import SCENARIOS
-from game.ai.openai_compat import OpenAICompatProvider
-from game.play.catalog import Catalog
 from game.play.errors import PlayError
 from game.play.games import NewGameForm, clean_title, create_game
 from game.play.turns import TurnService
-from game.settings import Settings
+from game.settings import SCENARIOS, Settings
 from game.store.library import LibraryRepo
 from game.store.models import Game
 from game.store.repo import GameRepo
 from game.web.passwords import may_change_backend
 from game.web.urls import see_other
+from game.world.catalog import Catalog
 
 
 async def provide_repo(request: Request) -> AsyncIterator[GameRepo]:
@@ -112,7 +110,7 @@ async def about(request: Request) -> Template:
 async def probe_backend(request: HTMXRequest) -> Response:
     """Run the capability probe against the configured backend ("Test connection")."""
     provider = request.app.state.turns.provider
-    if not isinstance(provider, OpenAICompatProvider):
+    if not provider.live:
         raise PlayError("No backend is configured: the mock narrator needs no connection.", 409)
     caps = await request.app.state.backends.refresh(provider)
     if not request.htmx:
@@ -124,7 +122,7 @@ async def probe_backend(request: HTMXRequest) -> Response:
 async def choose_models(request: Request) -> Response:
     """Choose the chat and image model (from the backend's list when it has one)."""
     provider = request.app.state.turns.provider
-    if not isinstance(provider, OpenAICompatProvider):
+    if not provider.live:
         raise PlayError("No backend is configured: the mock narrator has no models.", 409)
     form = await request.form()
     if not may_change_backend(request.app.state.settings, form.get("operator_password")):

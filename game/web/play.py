@@ -15,10 +15,8 @@ from litestar.response import Redirect, Response, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
 from game.play.card_cast import game_cast, scene_caption
-from game.play.catalog import Catalog
 from game.play.errors import PlayError
 from game.play.live import LiveTurn
-from game.play.state import StoryState
 from game.play.turns import TurnService
 from game.store.models import Game, Message
 from game.store.repo import Alternatives, GameRepo
@@ -27,6 +25,8 @@ from game.web.headers import PRIVATE
 from game.web.pages import load_game, provide_repo
 from game.web.timing import server_timing
 from game.web.urls import see_other
+from game.world.catalog import Catalog
+from game.world.state import StoryState
 
 PAGE_MESSAGES = 30  # messages of the branch rendered at once ("Load earlier" pages back)
 POLL_SECONDS = 0.5  # how often a stream re-reads a turn written by another process

@@ -10,7 +10,6 @@ from litestar.datastructures import UploadFile
 from litestar.response import Redirect, Stream, Template
 
 from game.play.card_cast import game_cast
-from game.play.catalog import Catalog
 from game.play.errors import PlayError
 from game.play.memory import save_memory
 from game.play.prompts import MEMORY_CHARS
@@ -24,6 +23,7 @@ from game.store.repo import GameRepo
 from game.web.downloads import GAME_FILE, attachment
 from game.web.pages import load_game, provide_repo
 from game.web.urls import see_other
+from game.world.catalog import Catalog
 
 
 def _catalog(request: Request) -> Catalog:

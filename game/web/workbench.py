@@ -13,10 +13,10 @@ from litestar import Request, get
 from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
 
-from game.ai.mock import SCENARIOS
 from game.ai.painters import paint_mock_picture
-from game.play.state import StoryState
+from game.settings import SCENARIOS
 from game.web.headers import EMBEDDABLE
+from game.world.state import StoryState
 
 GAME = SimpleNamespace(id="workbench", player_name="Mara Quill", head_id="head", title="Sample")
 LONG = (

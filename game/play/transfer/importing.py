@@ -17,10 +17,8 @@ from game.cards import CardError
 from game.cards.card import check_sizes, normalise_book, normalise_data
 from game.cards.lorebook import check_key_budget
 from game.play.card_cast import CARD_CAST_ID
-from game.play.catalog import Catalog
 from game.play.errors import PlayError
 from game.play.games import clean_title
-from game.play.state import StoryState
 from game.play.transfer.format import (
     IMPORT_CHUNK,
     MAX_IMPORT_BYTES,
@@ -34,6 +32,8 @@ from game.play.transfer.format import (
 from game.store.models import Game, Message, new_id, utcnow
 from game.store.repo import GameRepo
 from game.untrusted import decode_json_in_steps
+from game.world.catalog import Catalog
+from game.world.state import StoryState
 
 MESSAGES = TypeAdapter(list[ExportedMessage])
 VALIDATE_CHUNK = 200  # messages validated between two pauses (see _validated)

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from game.play.art import ArtService, markdown_images, new_job, strip_markdown_images, wants_picture
-from game.play.catalog import Catalog
 from game.play.live import TurnHub
 from game.play.memory import MemoryKeeper
-from game.play.state import merge_state
 from game.play.turn_format import TurnFormatError, parse_turn
 from game.play.turns.plan import Planner, TurnPlan
 from game.store.models import Game, Message
+from game.world.catalog import Catalog
+from game.world.state import merge_state
 
 STOPPED_NOTICE = "You stopped the narrator here."
 INTERRUPTED_NOTICE = "The game stopped while this turn was being written."

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 from game.ai.provider import TurnContext, TurnRequest
 from game.play.card_cast import game_cast
-from game.play.catalog import Catalog
 from game.play.errors import PlayError
 from game.play.prompts import DEFAULT_CONTEXT_TOKENS, build_messages, fire_lore, history_window
-from game.play.state import StoryState
 from game.store.models import Game, Message, new_id
 from game.store.repo import GameRepo
+from game.world.catalog import Catalog
+from game.world.state import StoryState
 
 HISTORY_CACHE_GAMES = 2000  # games whose recent history this process remembers
 

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from game.ai.provider import Provider
 from game.play.art import ArtService
-from game.play.catalog import Catalog
 from game.play.errors import PlayError
 from game.play.fanout import TurnFanout
 from game.play.live import TurnHub
@@ -26,6 +25,7 @@ from game.play.turns.stop import TurnStopper
 from game.store.instances import Instance
 from game.store.models import Game, Message, new_id
 from game.store.repo import GameRepo
+from game.world.catalog import Catalog
 
 RESUMABLE = ("stopped", "interrupted", "failed")  # replies Continue can carry on
 UNANSWERED_NOTICE = (

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from game.play.state import StoryState
+from game.world.state import StoryState
 
 
 class ContentError(RuntimeError):
