@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from game.ai.capabilities import run_probe
 from tests.appserver import ROOT, Player, Server, free_port, make_server
 
 LLAMA_VERSION = "0.3.36"
@@ -110,12 +111,35 @@ def head_turn(page: str) -> tuple[str, str, list[str]]:
     return status, text, choices
 
 
+def capability(page: str, name: str) -> str:
+    """The result ("yes", "no", "unknown") the About page shows for one capability row."""
+    row = re.search(rf'<th scope="row">{name}</th><td class="cap cap--(\w+)">', page)
+    assert row, f"no {name!r} row on the About page"
+    return row.group(1)
+
+
+def test_the_probe_finds_json_schema_on_llama_server(llama_url: str) -> None:
+    """llama-server honours json_schema (its grammar), streams, and has no image route.
+
+    It closes the connection after each streamed reply while announcing keep-alive, so the
+    json_schema check, sent right after the streamed one, must not reuse that connection.
+    """
+    for _ in range(3):  # a fresh client each time: the start-up probe's situation
+        caps = run_probe(llama_url, "", "smollm2", "dall-e-3")
+        assert caps.streaming is True, caps.notes
+        assert caps.json_schema is True, caps.notes
+        assert caps.images is False
+
+
 def test_several_turns_with_a_real_model_stay_readable(llm_game: Server) -> None:
     player = Player(llm_game)
     for _ in range(120):  # let the start-up capability probe finish, so turns use json_schema
-        if "Checked 20" in player.get("/about").text:
+        about = player.get("/about").text
+        if "Checked 20" in about:
             break
         time.sleep(1)
+    assert capability(about, "Streaming chat") == "yes"
+    assert capability(about, "JSON schema output") == "yes"
     game = player.new_game(world="vesper-reach", route="the-last-train", cast="pim")
     actions = [
         None,

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
 import openai
 
 from game.ai.provider import ProviderError
@@ -113,9 +112,8 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-# Failures of the connection itself. The SDK's aiohttp transport labels some of them as
-# timeouts (a refused connection comes out as ConnectTimeout), so the root cause decides.
-_CONNECTION_LOST = (ConnectionError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)
+# Failures of the connection itself, whatever the transport calls them: the root cause decides.
+_CONNECTION_LOST = (ConnectionError,)
 
 
 def from_exception(exc: BaseException, timeout: float, mid_reply: bool = False) -> ProviderError:

@@ -19,13 +19,18 @@ def bare_model_id(model: str) -> str:
 
 
 def make_client(base_url: str, api_key: str, connect: float, read: float) -> openai.AsyncOpenAI:
-    """An SDK client with explicit timeouts and no automatic retries (no hidden retry storms)."""
+    """An SDK client with explicit timeouts and no automatic retries (no hidden retry storms).
+
+    It keeps the SDK's own HTTP transport: it checks a pooled connection before reusing it.
+    llama-server closes the connection after every streamed reply while still announcing
+    keep-alive, and the aiohttp transport reused those dead connections: the request right after
+    a streamed one failed at once (the probe's json_schema check among them).
+    """
     return openai.AsyncOpenAI(
         base_url=base_url.rstrip("/"),
         api_key=api_key or "not-needed",
         timeout=openai.Timeout(read, connect=connect),
         max_retries=0,
-        http_client=openai.DefaultAioHttpClient(),
     )
 
 
