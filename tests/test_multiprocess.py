@@ -127,8 +127,8 @@ def test_a_turn_posted_by_htmx_streams_at_once_through_another_process(tmp_path:
 
 
 def test_a_burst_of_posts_larger_than_the_connection_pool_all_land(tmp_path: Path) -> None:
-    # Each post waits for the shared batch commit; waiting while holding a pooled connection
-    # would starve the batch writer of one (the pool is 10 + 20 per process).
+    # Each post holds a pooled connection until its commit (the pool is 10 + 20 per process):
+    # sixty at once must queue for one, not fail.
     (app,) = cluster(tmp_path, apps=1, CHATGAME_MOCK_DELAY_MS="0", CHATGAME_TURN_RATE="off")
     try:
         player = Player(app)

@@ -231,7 +231,6 @@ class MockProvider:
         """Nothing to let go of."""
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
-        request.opened.set()
         ctx = request.context
         scenario = ctx.mock_scenario or self.scenario
         if scenario == "rate-limited":

@@ -196,10 +196,7 @@ class OpenAICompatProvider:
         text = ""
         finish_reason = None
         try:
-            try:
-                stream = await self._open_stream(self.request_body(request.messages))
-            finally:
-                request.opened.set()
+            stream = await self._open_stream(self.request_body(request.messages))
             operation_id = stream.response.headers.get(OPERATION_HEADER)
             async for batch in sse_payloads(stream.response):
                 pieces = []

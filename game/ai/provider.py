@@ -3,7 +3,6 @@ older turns, and say what the backend can do (`Capabilities`)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,9 +92,6 @@ class TurnRequest:
 
     messages: list[dict[str, str]]
     context: TurnContext
-    # Set by the provider once the backend has answered the request (or it failed): the
-    # turn's start waits briefly for it, so the request leaves before the database work.
-    opened: asyncio.Event = field(default_factory=asyncio.Event, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -120,10 +116,7 @@ class Provider(Protocol):
     capabilities: Capabilities | None  # what the backend can do (None: nothing to ask)
 
     def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
-        """Yield the raw output (the JSON turn format) in chunks as it is generated.
-
-        Set `request.opened` as soon as the backend has taken the request (or refused it).
-        """
+        """Yield the raw output (the JSON turn format) in chunks as it is generated."""
         ...
 
     async def summarise(self, request: SummaryRequest) -> str:

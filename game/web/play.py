@@ -93,7 +93,6 @@ def turn_view(
 )
 async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
     """The last page of the current branch, with its panels; earlier pages load on demand."""
-    await request.app.state.turns.saved(game_id)  # a turn posted a moment ago is on the page
     game = await load_game(repo, game_id)
     messages, alternatives = await repo.page(game, PAGE_MESSAGES)
     context = turn_view(request, game, messages, alternatives) | await art_view(request, repo, game)
@@ -134,8 +133,6 @@ async def post_turn(request: HTMXRequest, repo: GameRepo, game_id: str) -> Respo
         text=str(form.get("action", "")),
         choice_id=str(form.get("choice", "")),
         head=head,
-        # htmx follows the live turn, which needs no row: answer without waiting for the commit.
-        wait=not request.htmx,
     )
     if not request.htmx:
         return see_other(request, "play", game_id=game.id)

@@ -87,14 +87,12 @@ class TurnService:
         text: str = "",
         choice_id: str = "",
         head: Message | None = None,
-        wait: bool = True,
     ) -> list[Message]:
         """Commit the player's action and start the narrator's reply; returns both rows.
 
         When the head is the player's own line (a story imported that way), a post with no
         action starts the narrator's reply to that line instead, and returns the reply alone.
         `head` (the game's head message) may be passed when the caller already loaded it.
-        With `wait=False` it returns before the commit (see `TurnRunner.launch`).
         """
         if head is None or head.id != game.head_id:
             head = await repo.get_message(game, game.head_id) if game.head_id else None
@@ -104,7 +102,7 @@ class TurnService:
         if head.role == "user":  # an imported story that ends on the player's line
             if text.strip() or choice_id:  # two lines in a row would break the turn order
                 raise PlayError(UNANSWERED_NOTICE, 409)
-            return [await self._reply_to(repo, game, head, wait=wait)]
+            return [await self._reply_to(repo, game, head)]
         if choice_id:
             choices = head.choices or []
             index = _choice_index(choice_id)
@@ -113,7 +111,7 @@ class TurnService:
             action = choices[index]
         else:
             action = clean_action(text, self.max_action_chars)
-        return await self._answer(repo, game, head, action, turns=1, wait=wait)
+        return await self._answer(repo, game, head, action, turns=1)
 
     async def edit(self, repo: GameRepo, game: Game, message: Message, text: str) -> list[Message]:
         """Say something else at the player's `message`: a new sibling action and a new reply.
@@ -205,10 +203,6 @@ class TurnService:
         """Save every running turn as interrupted before the process exits."""
         return await self.runner.shutdown(grace)
 
-    async def saved(self, game_id: str) -> None:
-        """Wait until the game's turn being started here is committed (or failed to be)."""
-        await self.runner.saved(game_id)
-
     async def next_prompt(
         self, repo: GameRepo, game: Game, action: str = "Look around"
     ) -> list[dict[str, str]]:
@@ -223,7 +217,6 @@ class TurnService:
         game: Game,
         user: Message | None,
         variant: int = 0,
-        wait: bool = True,
     ) -> Message:
         """Start a new narrator reply to the player's line `user` (None: to the opening).
 
@@ -236,7 +229,7 @@ class TurnService:
         plan = self.planner.plan(
             game, reply, anchor=anchor, action=action, history=history, variant=variant
         )
-        await self.runner.launch(repo, game, plan, [reply], wait=wait)
+        await self.runner.launch(repo, game, plan, [reply])
         return reply
 
     async def _answer(
@@ -247,7 +240,6 @@ class TurnService:
         action: str,
         variant: int = 0,
         turns: int = 0,
-        wait: bool = True,
     ) -> list[Message]:
         """Add the player's action under `anchor` and start the narrator's reply to it."""
         user = Message(
@@ -263,7 +255,7 @@ class TurnService:
         plan = self.planner.plan(
             game, reply, anchor=anchor, action=action, history=history, variant=variant
         )
-        await self.runner.launch(repo, game, plan, [user, reply], turns=turns, wait=wait)
+        await self.runner.launch(repo, game, plan, [user, reply], turns=turns)
         return [user, reply]
 
     def _ensure_idle(self, game: Game, head: Message | None = None) -> None:
