@@ -15,7 +15,7 @@ from typing import Any
 
 import openai
 
-from game.ai.backend_errors import error_detail, find_in_band_error, from_exception
+from game.ai.backend_errors import find_in_band_error, from_exception
 from game.ai.capabilities import probe
 from game.ai.client import OPERATION_HEADER, bare_model_id, cancel_bridge_operation
 from game.ai.provider import (
@@ -76,51 +76,6 @@ def chunk_text(chunk: object) -> tuple[str, str | None]:
     return (piece if isinstance(piece, str) else ""), choices[0].get("finish_reason")
 
 
-async def sse_payloads(response: Any) -> AsyncIterator[list[Any]]:
-    """The JSON `data:` payloads of a streamed body, as one list per network read.
-
-    Leaner than the SDK's event decoder, which is several generators deep per chunk: a
-    hundred live turns each receiving a chunk every few milliseconds keep the loop busy with
-    exactly that. Under load one read often carries several chunks; they come out together
-    and the turn handles them as one piece. After `[DONE]` the body is still read to its end
-    so the connection can go back to the pool. A last event without its blank line counts.
-    """
-    buffer = b""
-    done = False
-
-    def parse(events: list[bytes]) -> list[Any]:
-        nonlocal done
-        batch = []
-        for event in events:
-            data = b"\n".join(
-                line[5:].removeprefix(b" ") for line in event.split(b"\n") if line[:5] == b"data:"
-            )
-            if not data:  # comments, keep-alives, blocks without data
-                continue
-            if data.startswith(b"[DONE]"):
-                done = True
-                break
-            batch.append(json.loads(data))
-        return batch
-
-    async for data in response.aiter_bytes():
-        if done:
-            continue
-        buffer += data
-        if b"\r" in buffer:  # CRLF or CR line ends (a CR at the very end may start a CRLF)
-            keep = buffer[-1:] == b"\r"
-            head = buffer[:-1] if keep else buffer
-            buffer = head.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if keep else b"")
-        *events, buffer = buffer.split(b"\n\n")
-        batch = parse(events)
-        if batch:
-            yield batch
-    if not done and buffer.strip():
-        batch = parse([buffer.replace(b"\r", b"")])
-        if batch:
-            yield batch
-
-
 class OpenAICompatProvider:
     """Streams narrator turns from an OpenAI-compatible chat completions endpoint."""
 
@@ -174,11 +129,12 @@ class OpenAICompatProvider:
         return body
 
     async def _open_stream(self, body: dict[str, Any]) -> openai.AsyncStream[object]:
-        """POST the body as JSON; the caller reads the response with `sse_payloads`.
+        """POST the body as JSON; the SDK's stream yields each event's JSON as it is.
 
         `chat.completions.create` would walk every argument against its type hints first
         (about 5 ms for a long prompt here, on the turn's critical path) and build a pydantic
-        model per chunk; the SDK's own `post` still handles auth, timeouts and HTTP errors.
+        model per chunk; the SDK's own `post` still handles auth, timeouts, HTTP errors, the
+        event stream and an error object sent in place of a chunk.
         """
         return await self.client.post(
             "/chat/completions",
@@ -198,19 +154,12 @@ class OpenAICompatProvider:
         try:
             stream = await self._open_stream(self.request_body(request.messages))
             operation_id = stream.response.headers.get(OPERATION_HEADER)
-            async for batch in sse_payloads(stream.response):
-                pieces = []
-                for chunk in batch:
-                    if not isinstance(chunk, dict):
-                        continue
-                    if chunk.get("error"):  # an error object in place of a chunk
-                        detail = error_detail(chunk) or "unknown"
-                        raise ProviderError(f"The narrator's backend reported an error: {detail}.")
-                    operation_id = operation_id or chunk.get("chatgpt_operation_id")
-                    piece, finished = chunk_text(chunk)
-                    finish_reason = finished or finish_reason
-                    pieces.append(piece)
-                piece = "".join(pieces)
+            async for chunk in stream:
+                if not isinstance(chunk, dict):
+                    continue
+                operation_id = operation_id or chunk.get("chatgpt_operation_id")
+                piece, finished = chunk_text(chunk)
+                finish_reason = finished or finish_reason
                 if not piece:
                     continue
                 error = find_in_band_error(text[-40:] + piece)
@@ -242,8 +191,7 @@ class OpenAICompatProvider:
         try:
             stream = await self._open_stream(body)
             try:
-                async for batch in sse_payloads(stream.response):
-                    parts += (chunk_text(chunk)[0] for chunk in batch)
+                parts += [chunk_text(chunk)[0] async for chunk in stream]
             finally:
                 await stream.close()
         except Exception as exc:
