@@ -126,6 +126,9 @@ def setup_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s", secrets))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    # The SDK's HTTP client logs a line per model request, with the base URL as configured
+    # (credentials included): not worth a line, and not a thing to write down.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +160,6 @@ def main(argv: list[str] | None = None) -> int:
         return doctor(settings)
     if args.command == "worker":
         setup_logging(settings)
-        logging.getLogger("httpx2").setLevel(logging.WARNING)  # a line per model request
         asyncio.run(run_worker(settings))
         return 0
     if args.command == "seed":

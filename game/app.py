@@ -42,6 +42,7 @@ from game.web import (
     workbench,
 )
 from game.web.csrf import PlayerCSRF
+from game.web.dependencies import DEPENDENCIES
 from game.web.headers import security_headers
 from game.web.hosts import HostGuard, HostPolicy
 from game.web.players import player_middleware
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 opt=login.PUBLIC,
             ),
         ],
+        dependencies=DEPENDENCIES,  # the request's unit of work (game/web/dependencies.py)
         lifespan=[lifespan],
         # outermost first: a foreign Host is refused before anything else (no cookie is set);
         # the login gate and the per-player limits need the player id

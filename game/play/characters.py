@@ -106,7 +106,7 @@ def new_card_game(
         card={"character_id": character.id, "data": character.data, **card},
         **fields,
     )
-    repo.session.add(game)
+    repo.add(game)
     return game
 
 
@@ -149,5 +149,5 @@ def add_greetings(repo: GameRepo, game: Game, catalog: Catalog, texts: list[str]
         )
         for i, text in enumerate(texts)
     ]
-    repo.session.add_all(rows)
+    repo.add(*rows)
     game.head_id = rows[0].id

@@ -35,7 +35,7 @@ async def _character_for(
         extras={},
         warnings=[],
     )
-    library.session.add(created)
+    library.add(created)
     return created
 
 
@@ -91,10 +91,9 @@ async def import_chat(
             if is_chosen:
                 chosen = row
         parent = chosen
-    repo.session.add_all(rows)
+    repo.add(*rows)
     game.head_id = parent.id if parent else None
     game.turn_count = sum(1 for line in chat.lines if line.is_user)
-    await repo.session.commit()
     return game
 
 

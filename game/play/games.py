@@ -59,5 +59,5 @@ async def create_game(repo: GameRepo, catalog: Catalog, form: NewGameForm) -> Ga
         origin=form.origin,
         mock_scenario=form.mock_scenario,
     )
-    repo.session.add(game)
+    repo.add(game)
     return game

@@ -169,5 +169,4 @@ async def save_memory(repo: GameRepo, game: Game, text: str) -> Message:
             f"The memory is {len(cleaned):,} characters long; the limit is {MEMORY_CHARS:,}."
         )
     head.memory = cleaned
-    await repo.session.commit()
     return head

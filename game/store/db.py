@@ -113,6 +113,12 @@ class SQLiteSession(AsyncSession):
             self._release()
 
 
+async def ping(sessions: async_sessionmaker) -> None:
+    """Raise unless the database answers (the health check)."""
+    async with sessions() as session:
+        await session.execute(text("SELECT 1"))
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
     """Sessions for the engine; on SQLite, writers take turns on an in-process lock."""
     if engine.dialect.name == "sqlite":

@@ -21,6 +21,10 @@ class LibraryRepo:
         self.session = session
         self.player_id = player_id
 
+    def add(self, row: Character | Persona | Lorebook) -> None:
+        """Put a new row of the player's in this unit of work (committed with it)."""
+        self.session.add(row)
+
     async def characters(self) -> Sequence[Character]:
         """The player's characters, newest first (portraits not loaded)."""
         query = (

@@ -22,16 +22,24 @@ from sqlalchemy import (
     cast,
     false,
     func,
+    insert,
     literal,
     or_,
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from game.store.models import DELETED, ArtJob, Game, Message, utcnow
 
 CHUNK = 500  # rows an export reads at a time
+
+
+async def read_message(sessions: async_sessionmaker, message_id: str) -> Message | None:
+    """One message, read in a short session of its own: a stream following a turn holds no
+    session between its polls. The caller has checked that the message is the player's."""
+    async with sessions() as session:
+        return await session.get(Message, message_id)
 
 
 class GameRepo:
@@ -246,6 +254,31 @@ class GameRepo:
     @staticmethod
     def touch(game: Game) -> None:
         game.updated_at = utcnow()
+
+    def add(self, *rows: Any) -> None:
+        """Put new rows in this unit of work (committed with it)."""
+        self.session.add_all(rows)
+
+    async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
+        """Insert many messages given as column values (an import's bulk path)."""
+        await self.session.execute(insert(Message), rows)
+
+    async def commit(self) -> None:
+        """Commit now, ahead of the request: only a turn's start does (see
+        `game/web/dependencies.py` for the policy)."""
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        """Drop what this unit of work has pending."""
+        await self.session.rollback()
+
+    async def flush(self) -> None:
+        """Write what is pending without committing (so reads in this unit of work see it)."""
+        await self.session.flush()
+
+    async def end_reads(self) -> None:
+        """End the read transaction now: a long response (a stream) should hold none."""
+        await self.session.rollback()
 
 
 # Every message column, the JSON ones as the text stored: the JSON export copies them as they

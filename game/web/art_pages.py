@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Request, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import NotFoundException
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import File, Redirect, Response, Template
@@ -12,7 +13,8 @@ from game.play.card_cast import scene_caption
 from game.play.errors import PlayError
 from game.store.models import ArtJob, Game
 from game.store.repo import GameRepo
-from game.web.pages import load_game, provide_repo
+from game.web.dependencies import after_commit
+from game.web.pages import load_game
 from game.web.urls import see_other
 
 IMAGE_MODES = {"off": "Off", "suggest": "When the story suggests", "force": "Every turn"}
@@ -34,10 +36,12 @@ async def art_view(request: Request, repo: GameRepo, game: Game) -> dict:
     }
 
 
-def _panel(request: HTMXRequest, context: dict) -> Response:
+def _panel(
+    request: HTMXRequest, context: dict, background: BackgroundTask | None = None
+) -> Response:
     if not request.htmx:
-        return see_other(request, "play", game_id=context["game"].id)
-    return Template("_art.html", context=context)
+        return see_other(request, "play", background=background, game_id=context["game"].id)
+    return Template("_art.html", context=context, background=background)
 
 
 async def _job(repo: GameRepo, game: Game, job_id: str) -> ArtJob:
@@ -47,7 +51,7 @@ async def _job(repo: GameRepo, game: Game, job_id: str) -> ArtJob:
     return job
 
 
-@get("/games/{game_id:str}/art", name="art_panel", dependencies={"repo": provide_repo})
+@get("/games/{game_id:str}/art", name="art_panel")
 async def art_panel(request: Request, repo: GameRepo, game_id: str) -> Template:
     game = await load_game(repo, game_id)
     return Template("_art.html", context=await art_view(request, repo, game))
@@ -56,7 +60,6 @@ async def art_panel(request: Request, repo: GameRepo, game_id: str) -> Template:
 @post(
     "/games/{game_id:str}/art",
     name="paint",
-    dependencies={"repo": provide_repo},
     opt={"rate_limit": "turn"},  # a picture is a (paid) model call too
 )
 async def paint(request: HTMXRequest, repo: GameRepo, game_id: str) -> Response:
@@ -75,16 +78,14 @@ async def paint(request: HTMXRequest, repo: GameRepo, game_id: str) -> Response:
         "title": route.location,
         "image_prompt": f"{route.location}: {route.summary}",
     }
-    repo.session.add(new_job(game, scene, catalog.worlds[game.world_id], game.head_id))
-    await repo.session.commit()
-    art.wake()
-    return _panel(request, await art_view(request, repo, game))
+    repo.add(new_job(game, scene, catalog.worlds[game.world_id], game.head_id))
+    await repo.flush()  # the panel shows the new job
+    return _panel(request, await art_view(request, repo, game), after_commit(art.wake))
 
 
 @post(
     "/games/{game_id:str}/art/{job_id:str}/{action:str}",
     name="art_action",
-    dependencies={"repo": provide_repo},
     opt={"rate_limit": "turn"},  # retry paints again (cancel counts too: rare, and harmless)
 )
 async def art_action(
@@ -103,7 +104,7 @@ async def art_action(
     return _panel(request, await art_view(request, repo, game))
 
 
-@post("/games/{game_id:str}/image-mode", name="image_mode", dependencies={"repo": provide_repo})
+@post("/games/{game_id:str}/image-mode", name="image_mode")
 async def image_mode(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     """Set when pictures are painted: off, suggest (when the story asks) or force (every turn)."""
     game = await load_game(repo, game_id)
@@ -111,18 +112,17 @@ async def image_mode(request: Request, repo: GameRepo, game_id: str) -> Redirect
     if mode not in IMAGE_MODES:
         raise PlayError("Choose off, suggest or force.")
     game.image_mode = mode
-    await repo.session.commit()
     return see_other(request, "play", game_id=game.id)
 
 
-@get("/games/{game_id:str}/gallery", name="gallery", dependencies={"repo": provide_repo})
+@get("/games/{game_id:str}/gallery", name="gallery")
 async def gallery(repo: GameRepo, game_id: str) -> Template:
     game = await load_game(repo, game_id)
     pictures = [j for j in await repo.art_jobs(game, limit=500) if j.status == "done"]
     return Template("pages/gallery.html", context={"game": game, "pictures": pictures})
 
 
-@get("/art/{job_id:str}", name="art_image", dependencies={"repo": provide_repo})
+@get("/art/{job_id:str}", name="art_image")
 async def art_image(request: Request, repo: GameRepo, job_id: str) -> File:
     """A picture file, after checking the job belongs to this player."""
     job = await repo.art_job(job_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request, get, post
@@ -29,19 +28,13 @@ from game.play.errors import PlayError
 from game.play.turns import TurnService
 from game.settings import SCENARIOS, Settings
 from game.store.library import LibraryRepo
-from game.store.models import Character, Lorebook, Persona
+from game.store.models import Character, Lorebook, Persona, new_id
 from game.store.repo import GameRepo
 from game.web.downloads import CHARACTER_FILE, GAME_FILE, attachment
-from game.web.pages import load_game, provide_repo
+from game.web.pages import load_game
 from game.web.urls import see_other
 
 UPLOAD_SLACK = 64 * 1024  # multipart overhead on top of the file itself
-
-
-async def provide_library(request: Request) -> AsyncIterator[LibraryRepo]:
-    """The player's library and a fresh database session."""
-    async with request.app.state.sessions() as session:
-        yield LibraryRepo(session, request.scope["state"]["player_id"])
 
 
 async def _upload(form: Any, name: str, settings: Settings) -> tuple[str, bytes]:
@@ -59,7 +52,7 @@ async def _character(library: LibraryRepo, character_id: str, avatar: bool = Fal
     return character
 
 
-@get("/characters", name="characters", dependencies={"library": provide_library})
+@get("/characters", name="characters")
 async def library_page(request: Request, library: LibraryRepo) -> Template:
     settings: Settings = request.app.state.settings
     return Template(
@@ -84,6 +77,7 @@ async def import_card(request: Request, library: LibraryRepo) -> Redirect:
     if book := card.data.get("character_book"):
         check_key_budget(book, "The card's lorebook", settings.max_lore_keys)
     character = Character(
+        id=new_id(),  # the redirect names it before the commit
         player_id=library.player_id,
         name=card.name,
         data=card.data,
@@ -92,12 +86,11 @@ async def import_card(request: Request, library: LibraryRepo) -> Redirect:
         warnings=card.warnings,
         avatar=imported.avatar,
     )
-    library.session.add(character)
-    await library.session.commit()
+    library.add(character)
     return see_other(request, "character", character_id=character.id)
 
 
-@get("/characters/{character_id:str}", name="character", dependencies={"library": provide_library})
+@get("/characters/{character_id:str}", name="character")
 async def character_page(request: Request, library: LibraryRepo, character_id: str) -> Template:
     character = await _character(library, character_id)
     settings: Settings = request.app.state.settings
@@ -117,7 +110,6 @@ async def character_page(request: Request, library: LibraryRepo, character_id: s
 @get(
     "/characters/{character_id:str}/avatar.png",
     name="character_avatar",
-    dependencies={"library": provide_library},
 )
 async def avatar(library: LibraryRepo, character_id: str) -> Response:
     character = await _character(library, character_id, avatar=True)
@@ -133,7 +125,6 @@ async def avatar(library: LibraryRepo, character_id: str) -> Response:
 @get(
     "/characters/{character_id:str}/export.png",
     name="export_png",
-    dependencies={"library": provide_library},
 )
 async def export_png(library: LibraryRepo, character_id: str) -> Response:
     """The card as a PNG carrying both the `chara` (V2) and `ccv3` (V3) chunks."""
@@ -149,7 +140,6 @@ async def export_png(library: LibraryRepo, character_id: str) -> Response:
 @get(
     "/characters/{character_id:str}/export.json",
     name="export_card_json",
-    dependencies={"library": provide_library},
 )
 async def export_json(library: LibraryRepo, character_id: str) -> Response:
     """The card as V3 JSON."""
@@ -165,19 +155,16 @@ async def export_json(library: LibraryRepo, character_id: str) -> Response:
 @post(
     "/characters/{character_id:str}/delete",
     name="delete_character",
-    dependencies={"library": provide_library},
 )
 async def delete_character(request: Request, library: LibraryRepo, character_id: str) -> Redirect:
     if not await library.delete(Character, character_id):
         raise NotFoundException()
-    await library.session.commit()
     return see_other(request, "characters")
 
 
 @post(
     "/characters/{character_id:str}/play",
     name="play_character",
-    dependencies={"library": provide_library, "repo": provide_repo},
     opt={"rate_limit": "turn"},  # the narrator may write the opening
 )
 async def play_character(
@@ -207,14 +194,13 @@ async def play_character(
     if texts:
         add_greetings(repo, game, catalog, texts)
         repo.touch(game)
-        await repo.session.commit()
     else:
         turns: TurnService = request.app.state.turns
         await turns.start_opening(repo, game)
     return see_other(request, "play", game_id=game.id)
 
 
-@post("/personas", name="create_persona", dependencies={"library": provide_library})
+@post("/personas", name="create_persona")
 async def create_persona(request: Request, library: LibraryRepo) -> Redirect:
     form = await request.form()
     name = " ".join(str(form.get("name", "")).split())
@@ -223,20 +209,17 @@ async def create_persona(request: Request, library: LibraryRepo) -> Redirect:
         raise PlayError("A persona needs a name of up to 40 characters.")
     if len(description) > 2000:
         raise PlayError("A persona's description is up to 2,000 characters.")
-    library.session.add(Persona(player_id=library.player_id, name=name, description=description))
-    await library.session.commit()
+    library.add(Persona(player_id=library.player_id, name=name, description=description))
     return see_other(request, "characters", "#personas")
 
 
 @post(
     "/personas/{persona_id:str}/delete",
     name="delete_persona",
-    dependencies={"library": provide_library},
 )
 async def delete_persona(request: Request, library: LibraryRepo, persona_id: str) -> Redirect:
     if not await library.delete(Persona, persona_id):
         raise NotFoundException()
-    await library.session.commit()
     return see_other(request, "characters", "#personas")
 
 
@@ -261,26 +244,22 @@ async def import_lorebook(request: Request, library: LibraryRepo) -> Redirect:
     check_key_budget(book, "The lorebook", settings.max_lore_keys)
     name = str(book.get("name") or filename.rsplit(".", 1)[0] or "Lorebook")
     name = " ".join(name.split())[:200] or "Lorebook"
-    library.session.add(Lorebook(player_id=library.player_id, name=name, book=book))
-    await library.session.commit()
+    library.add(Lorebook(player_id=library.player_id, name=name, book=book))
     return see_other(request, "characters", "#lorebooks")
 
 
 @post(
     "/lorebooks/{lorebook_id:str}/delete",
     name="delete_lorebook",
-    dependencies={"library": provide_library},
 )
 async def delete_lorebook(request: Request, library: LibraryRepo, lorebook_id: str) -> Redirect:
     if not await library.delete(Lorebook, lorebook_id):
         raise NotFoundException()
-    await library.session.commit()
     return see_other(request, "characters", "#lorebooks")
 
 
-async def import_chat_file(request: Request, repo: GameRepo) -> Redirect:
+async def import_chat_file(request: Request, repo: GameRepo, library: LibraryRepo) -> Redirect:
     """Import a SillyTavern JSONL chat as a new game with its character."""
-    library = LibraryRepo(repo.session, repo.player_id)  # one transaction for both
     settings: Settings = request.app.state.settings
     form = await request.form()
     _, payload = await _upload(form, "file", settings)
@@ -297,7 +276,6 @@ async def import_chat_file(request: Request, repo: GameRepo) -> Redirect:
 @get(
     "/games/{game_id:str}/export.jsonl",
     name="export_chat",
-    dependencies={"repo": provide_repo},
 )
 async def export_chat_file(request: Request, repo: GameRepo, game_id: str) -> Response:
     """The game's current branch as a SillyTavern chat (JSONL)."""
@@ -314,12 +292,10 @@ async def export_chat_file(request: Request, repo: GameRepo, game_id: str) -> Re
 @get(
     "/games/{game_id:str}/lorebooks",
     name="game_lorebooks",
-    dependencies={"repo": provide_repo},
 )
-async def game_lorebooks(repo: GameRepo, game_id: str) -> Template:
+async def game_lorebooks(repo: GameRepo, library: LibraryRepo, game_id: str) -> Template:
     """Which of the player's lorebooks are attached to a game."""
     game = await load_game(repo, game_id)
-    library = LibraryRepo(repo.session, repo.player_id)
     attached = {b["id"] for b in game.lorebooks or ()}
     return Template(
         "pages/game_lorebooks.html",
@@ -330,44 +306,40 @@ async def game_lorebooks(repo: GameRepo, game_id: str) -> Template:
 @post(
     "/games/{game_id:str}/lorebooks",
     name="attach_lorebooks",
-    dependencies={"repo": provide_repo},
 )
-async def attach_lorebooks(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+async def attach_lorebooks(
+    request: Request, repo: GameRepo, library: LibraryRepo, game_id: str
+) -> Redirect:
     """Attach the chosen lorebooks to a game (a copy: later library edits do not leak in)."""
     game = await load_game(repo, game_id)
     form = await request.form()
     ids = [str(i) for i in form.getall("lorebooks")] if "lorebooks" in form else []
-    books = await LibraryRepo(repo.session, repo.player_id).lorebooks(ids) if ids else []
+    books = await library.lorebooks(ids) if ids else []
     if len(books) != len(set(ids)):
         raise PlayError("Pick lorebooks from your library.")
     game.lorebooks = [
         {"id": b.id, "name": b.name, "book": {**b.book, "name": b.name}} for b in books
     ] or None
-    await repo.session.commit()
     return see_other(request, "play", game_id=game.id)
 
 
 def upload_handlers(max_upload_bytes: int) -> list[Any]:
     """The upload routes, with the configured size limit (CHATGAME_MAX_UPLOAD_MB)."""
     limit = max_upload_bytes + UPLOAD_SLACK
-    library = {"library": provide_library}
     return [
         post(
             "/characters/import",
             name="import_card",
-            dependencies=library,
             request_max_body_size=limit,
         )(import_card),
         post(
             "/lorebooks/import",
             name="import_lorebook",
-            dependencies=library,
             request_max_body_size=limit,
         )(import_lorebook),
         post(
             "/chats/import",
             name="import_chat",
-            dependencies={"repo": provide_repo},
             request_max_body_size=limit,
         )(import_chat_file),
     ]

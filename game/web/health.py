@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from litestar import Request, get
 from litestar.response import Response
-from sqlalchemy import text
+
+from game.store.db import ping
 
 
 @get("/healthz", name="healthz", opt={"public": True}, exclude_from_csrf=True, cache=False)
 async def healthz(request: Request) -> Response:
     """200 "ok" when the app answers and its database does; 503 otherwise."""
     try:
-        async with request.app.state.sessions() as session:
-            await session.execute(text("SELECT 1"))
+        await ping(request.app.state.sessions)
     except Exception:  # any database failure means "not healthy", never a 500 page
         return Response("database unavailable\n", status_code=503, media_type="text/plain")
     return Response("ok\n", media_type="text/plain")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 from litestar import Request, get, post
@@ -17,15 +16,10 @@ from game.settings import SCENARIOS, Settings
 from game.store.library import LibraryRepo
 from game.store.models import Game
 from game.store.repo import GameRepo
+from game.web.dependencies import after_commit
 from game.web.passwords import may_change_backend
 from game.web.urls import see_other
 from game.world.catalog import Catalog
-
-
-async def provide_repo(request: Request) -> AsyncIterator[GameRepo]:
-    """A repository bound to this request's player and a fresh database session."""
-    async with request.app.state.sessions() as session:
-        yield GameRepo(session, request.scope["state"]["player_id"])
 
 
 async def load_game(repo: GameRepo, game_id: str) -> Game:
@@ -59,7 +53,7 @@ def _parse_cursor(value: str | None) -> tuple[datetime, str] | None:
         return None
 
 
-@get("/", name="home", dependencies={"repo": provide_repo})
+@get("/", name="home")
 async def home(request: Request, repo: GameRepo) -> Template:
     """The player's games, a page at a time (most recently played first)."""
     catalog: Catalog = request.app.state.catalog
@@ -141,15 +135,15 @@ async def choose_models(request: Request) -> Response:
     return see_other(request, "about", "#models")
 
 
-@get("/games/new", name="new_game", dependencies={"repo": provide_repo})
-async def new_game(request: Request, repo: GameRepo) -> Template:
+@get("/games/new", name="new_game")
+async def new_game(request: Request, library: LibraryRepo) -> Template:
     catalog: Catalog = request.app.state.catalog
     settings: Settings = request.app.state.settings
     return Template(
         "pages/new_game.html",
         context={
             "catalog": catalog,
-            "personas": await LibraryRepo(repo.session, repo.player_id).personas(),
+            "personas": await library.personas(),
             "scenarios": SCENARIOS if settings.ai_mode == "mock" else (),
             "default_scenario": request.query_params.get("scenario") or settings.mock_scenario,
         },
@@ -159,10 +153,9 @@ async def new_game(request: Request, repo: GameRepo) -> Template:
 @post(
     "/games",
     name="create_game",
-    dependencies={"repo": provide_repo},
     opt={"rate_limit": "turn"},  # it writes the opening turn
 )
-async def create(request: Request, repo: GameRepo) -> Redirect:
+async def create(request: Request, repo: GameRepo, library: LibraryRepo) -> Redirect:
     form = await request.form()
     fields = {
         k: form.get(k, "")
@@ -170,7 +163,7 @@ async def create(request: Request, repo: GameRepo) -> Redirect:
     }
     persona = None
     if form.get("persona"):  # a persona from the library: its name is {{user}}
-        persona = await LibraryRepo(repo.session, repo.player_id).persona(str(form["persona"]))
+        persona = await library.persona(str(form["persona"]))
         if persona is None:
             raise PlayError("Pick one of your personas, or type a name.")
         fields["player_name"] = persona.name
@@ -187,17 +180,16 @@ async def create(request: Request, repo: GameRepo) -> Redirect:
     return see_other(request, "play", game_id=game.id)
 
 
-@post("/games/{game_id:str}/rename", name="rename_game", dependencies={"repo": provide_repo})
+@post("/games/{game_id:str}/rename", name="rename_game")
 async def rename(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     game = await load_game(repo, game_id)
     form = await request.form()
     game.title = clean_title(str(form.get("title", "")))
-    await repo.session.commit()
     back = local_path(form.get("next"), request.app.route_reverse("play", game_id=game.id))
     return Redirect(back, status_code=303)
 
 
-@post("/games/{game_id:str}/delete", name="delete_game", dependencies={"repo": provide_repo})
+@post("/games/{game_id:str}/delete", name="delete_game")
 async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     game = await load_game(repo, game_id)
     running = await repo.streaming_message(game)
@@ -207,9 +199,7 @@ async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
         if job.active:  # a picture being painted must not land after the game is gone
             await request.app.state.art.cancel(job)
     await repo.delete_game(game)
-    await repo.session.commit()
-    request.app.state.deleter.wake()
-    return see_other(request, "home")
+    return see_other(request, "home", background=after_commit(request.app.state.deleter.wake))
 
 
 handlers = [home, about, probe_backend, choose_models, new_game, create, rename, delete]

@@ -19,10 +19,10 @@ from game.play.errors import PlayError
 from game.play.live import LiveTurn
 from game.play.turns import TurnService
 from game.store.models import Game, Message
-from game.store.repo import Alternatives, GameRepo
+from game.store.repo import Alternatives, GameRepo, read_message
 from game.web.art_pages import art_view
 from game.web.headers import PRIVATE
-from game.web.pages import load_game, provide_repo
+from game.web.pages import load_game
 from game.web.timing import server_timing
 from game.web.urls import see_other
 from game.world.catalog import Catalog
@@ -88,7 +88,6 @@ def turn_view(
 @get(
     "/games/{game_id:str}",
     name="play",
-    dependencies={"repo": provide_repo},
     middleware=[server_timing],
 )
 async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
@@ -99,7 +98,7 @@ async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
     return Template("pages/play.html", context=context)
 
 
-@get("/games/{game_id:str}/history", name="history", dependencies={"repo": provide_repo})
+@get("/games/{game_id:str}/history", name="history")
 async def history(request: Request, repo: GameRepo, game_id: str, before: str) -> Template:
     """The page of the branch just before message `before` ("Load earlier")."""
     game = await load_game(repo, game_id)
@@ -117,7 +116,6 @@ async def history(request: Request, repo: GameRepo, game_id: str, before: str) -
 @post(
     "/games/{game_id:str}/turns",
     name="post_turn",
-    dependencies={"repo": provide_repo},
     opt={"rate_limit": "turn"},
 )
 async def post_turn(request: HTMXRequest, repo: GameRepo, game_id: str) -> Response:
@@ -170,7 +168,6 @@ def _started_and_streamed(request: Request, started: Template, live: LiveTurn) -
 @get(
     "/games/{game_id:str}/messages/{message_id:str}",
     name="message",
-    dependencies={"repo": provide_repo},
 )
 async def message_fragment(
     request: Request, repo: GameRepo, game_id: str, message_id: str
@@ -204,7 +201,6 @@ def _resume_offset(last_event_id: str, offset: int) -> int:
 @get(
     "/games/{game_id:str}/messages/{message_id:str}/stream",
     name="stream",
-    dependencies={"repo": provide_repo},
     exclude_from_csrf=True,  # a read-only GET; skipping it spares a wrapper on every event
 )
 async def stream(
@@ -226,7 +222,7 @@ async def stream(
         message = await _load_message(repo, game, message_id)
         is_live = message.is_live
         live = turns.hub.get(message_id) if is_live else None
-        await repo.session.rollback()  # hold no transaction open for the stream's lifetime
+        await repo.end_reads()  # hold no transaction open for the stream's lifetime
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         position = start
@@ -240,8 +236,7 @@ async def stream(
                     yield ServerSentEventMessage(data=json.dumps(piece), event="delta", id=position)
                     continue
                 # Quiet: the writer may have finished before we asked, or crashed.
-                async with sessions() as session:
-                    row = await session.get(Message, message_id)
+                row = await read_message(sessions, message_id)
                 if row is None or not row.is_live:
                     if row is not None and len(row.content) > position:
                         piece, position = row.content[position:], len(row.content)
@@ -252,8 +247,7 @@ async def stream(
                 yield ServerSentEventMessage(comment="still writing")
         elif is_live:  # lost by a crash and not yet settled: follow the saved row
             while True:
-                async with sessions() as session:
-                    row = await session.get(Message, message_id)
+                row = await read_message(sessions, message_id)
                 if row is None:
                     break
                 if len(row.content) > position:
@@ -281,7 +275,6 @@ async def _deltas(live: LiveTurn, position: int) -> AsyncIterator[ServerSentEven
 @post(
     "/games/{game_id:str}/messages/{message_id:str}/stop",
     name="stop",
-    dependencies={"repo": provide_repo},
 )
 async def stop(request: HTMXRequest, repo: GameRepo, game_id: str, message_id: str) -> Response:
     turns: TurnService = request.app.state.turns
@@ -298,7 +291,6 @@ async def stop(request: HTMXRequest, repo: GameRepo, game_id: str, message_id: s
 @post(
     "/games/{game_id:str}/messages/{message_id:str}/retry",
     name="retry",
-    dependencies={"repo": provide_repo},
     opt={"rate_limit": "turn"},
 )
 async def retry(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
@@ -312,7 +304,6 @@ async def retry(request: Request, repo: GameRepo, game_id: str, message_id: str)
 @post(
     "/games/{game_id:str}/messages/{message_id:str}/continue",
     name="continue_reply",
-    dependencies={"repo": provide_repo},
     opt={"rate_limit": "turn"},
 )
 async def continue_reply(
@@ -328,7 +319,6 @@ async def continue_reply(
 @post(
     "/games/{game_id:str}/messages/{message_id:str}/edit",
     name="edit_action",
-    dependencies={"repo": provide_repo},
     opt={"rate_limit": "turn"},
 )
 async def edit_action(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
@@ -343,7 +333,6 @@ async def edit_action(request: Request, repo: GameRepo, game_id: str, message_id
 @post(
     "/games/{game_id:str}/messages/{message_id:str}/rewind",
     name="rewind",
-    dependencies={"repo": provide_repo},
 )
 async def rewind(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
     """Go back to (or jump to) a narrator turn: it becomes the end of the story being played."""
@@ -356,7 +345,6 @@ async def rewind(request: Request, repo: GameRepo, game_id: str, message_id: str
 @post(
     "/games/{game_id:str}/messages/{message_id:str}/show",
     name="show_alternative",
-    dependencies={"repo": provide_repo},
 )
 async def show_alternative(
     request: Request, repo: GameRepo, game_id: str, message_id: str

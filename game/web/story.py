@@ -21,7 +21,7 @@ from game.play.transfer import (
 )
 from game.store.repo import GameRepo
 from game.web.downloads import GAME_FILE, attachment
-from game.web.pages import load_game, provide_repo
+from game.web.pages import load_game
 from game.web.urls import see_other
 from game.world.catalog import Catalog
 
@@ -30,7 +30,7 @@ def _catalog(request: Request) -> Catalog:
     return request.app.state.catalog
 
 
-@get("/games/{game_id:str}/branches", name="branches", dependencies={"repo": provide_repo})
+@get("/games/{game_id:str}/branches", name="branches")
 async def branches(request: Request, repo: GameRepo, game_id: str) -> Template:
     """Every branch end of the story, newest first, to jump between them."""
     game = await load_game(repo, game_id)
@@ -44,7 +44,7 @@ async def branches(request: Request, repo: GameRepo, game_id: str) -> Template:
     )
 
 
-@get("/games/{game_id:str}/memory", name="memory", dependencies={"repo": provide_repo})
+@get("/games/{game_id:str}/memory", name="memory")
 async def memory_page(request: Request, repo: GameRepo, game_id: str) -> Template:
     """The rolling memory at the current turn: what the narrator remembers of older turns."""
     game = await load_game(repo, game_id)
@@ -60,7 +60,7 @@ async def memory_page(request: Request, repo: GameRepo, game_id: str) -> Templat
     )
 
 
-@post("/games/{game_id:str}/memory", name="save_memory", dependencies={"repo": provide_repo})
+@post("/games/{game_id:str}/memory", name="save_memory")
 async def memory_save(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     game = await load_game(repo, game_id)
     form = await request.form()
@@ -80,7 +80,7 @@ def _streamed(request: Request, export: Callable[[GameRepo], AsyncIterator[Any]]
     return chunks()
 
 
-@get("/games/{game_id:str}/export.md", name="export_markdown", dependencies={"repo": provide_repo})
+@get("/games/{game_id:str}/export.md", name="export_markdown")
 async def export_markdown(request: Request, repo: GameRepo, game_id: str) -> Stream:
     """The current branch as a Markdown transcript (a download, streamed)."""
     game = await load_game(repo, game_id)
@@ -94,7 +94,7 @@ async def export_markdown(request: Request, repo: GameRepo, game_id: str) -> Str
     )
 
 
-@get("/games/{game_id:str}/export.json", name="export_json", dependencies={"repo": provide_repo})
+@get("/games/{game_id:str}/export.json", name="export_json")
 async def export_game(request: Request, repo: GameRepo, game_id: str) -> Stream:
     """The whole game (every branch, state and memory) as JSON, for backup or import."""
     game = await load_game(repo, game_id)
@@ -113,7 +113,6 @@ async def import_page() -> Template:
 @post(
     "/games/import",
     name="import_game",
-    dependencies={"repo": provide_repo},
     request_max_body_size=MAX_IMPORT_BYTES + 64 * 1024,
 )
 async def import_game(request: Request, repo: GameRepo) -> Redirect:

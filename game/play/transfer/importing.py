@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import insert
 
 from game.bulk import collection_paused, empty_in_steps
 from game.cards import CardError
@@ -29,7 +28,7 @@ from game.play.transfer.format import (
     ExportedMessage,
     ExportedTree,
 )
-from game.store.models import Game, Message, new_id, utcnow
+from game.store.models import Game, new_id, utcnow
 from game.store.repo import GameRepo
 from game.untrusted import decode_json_in_steps
 from game.world.catalog import Catalog
@@ -234,14 +233,13 @@ async def import_tree(repo: GameRepo, tree: ExportedTree) -> Game:
     )
     # 50,000 messages take a while to turn into rows: a thread, so others' requests go on
     rows, head_id = await asyncio.to_thread(_message_rows, tree, game.id)
-    repo.session.add(game)
-    await repo.session.flush()
+    repo.add(game)
+    await repo.flush()
     while rows:  # the event loop breathes between chunks; each is freed once written
         chunk = rows[:IMPORT_CHUNK]
         del rows[:IMPORT_CHUNK]
-        await repo.session.execute(insert(Message), chunk)
+        await repo.insert_messages(chunk)
     game.head_id = head_id
-    await repo.session.commit()
     return game
 
 

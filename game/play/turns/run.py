@@ -73,15 +73,15 @@ class TurnRunner:
         game.head_id = plan.reply_id
         game.updated_at = utcnow()
         game.turn_count = (game.turn_count or 0) + turns
-        repo.session.add_all([game, *rows])
+        repo.add(game, *rows)
         try:
-            await repo.session.commit()
+            await repo.commit()  # before the task may write: see game/web/dependencies.py
         except asyncio.CancelledError:  # committed or not: the task's finish finds out by reading
             plan.committed.set()
             raise
         except Exception as error:  # the database refused: nothing of the turn is kept
             self._lost(plan, live, error)
-            await repo.session.rollback()
+            await repo.rollback()
             raise PlayError(UNSAVED_NOTICE, 503) from error
         plan.committed.set()
 

@@ -176,7 +176,6 @@ class TurnService:
         self._ensure_idle(game)
         game.head_id = message.id
         repo.touch(game)
-        await repo.session.commit()
 
     async def show(self, repo: GameRepo, game: Game, message: Message) -> str:
         """Switch to an alternative: the head goes to where that alternative's story was left."""
@@ -184,7 +183,6 @@ class TurnService:
         leaf = await repo.latest_leaf(game, message)
         game.head_id = leaf
         repo.touch(game)
-        await repo.session.commit()
         return leaf
 
     async def stop(self, repo: GameRepo, game: Game, message: Message) -> None:
