@@ -131,6 +131,50 @@ def setup_logging(settings: Settings) -> None:
     logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
+def serve(settings: Settings, reload: bool = False) -> int:
+    """Run the game's web server until stopped (with `reload`: restart on code changes)."""
+    from game.app import create_app
+
+    if problem := settings.bind_problem():
+        print(problem, file=sys.stderr)
+        return 2
+    setup_logging(settings)
+    if reload:  # developer mode: code, templates, static files and content reload
+        print(f"Arcadia (reloading) on http://{settings.host}:{settings.port}", flush=True)
+        uvicorn.run(
+            "game.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            log_config=None,  # uvicorn's lines go through our redacting handler
+            **proxy_options(settings),
+            reload=True,
+            reload_dirs=["game", "templates", "static"],
+            reload_includes=["*.py", "*.html", "*.css", "*.js", "*.toml", "*.j2"],
+        )
+        return 0
+    app = create_app(settings)
+    print(
+        f"Arcadia ({settings.ai_mode} mode) on http://{settings.host}:{settings.port}",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        log_config=None,  # uvicorn's lines go through our redacting handler
+        **proxy_options(settings),
+        timeout_graceful_shutdown=10,
+        # Longer than clients keep idle connections (httpx: 5 s), so a client never sends
+        # on a connection the server is closing (uvicorn's default 5 s raced it: ReadError
+        # on a turn posted after a turn longer than 5 s, seen under load).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m game", description="Arcadia, an LLM roleplay game."
@@ -165,45 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "seed":
         return asyncio.run(run_seed(settings, args.games, args.turns, args.player))
     if args.command == "serve":
-        from game.app import create_app
-
-        if problem := settings.bind_problem():
-            print(problem, file=sys.stderr)
-            return 2
-        setup_logging(settings)
-        if args.reload:  # developer mode: code, templates, static files and content reload
-            print(f"Arcadia (reloading) on http://{settings.host}:{settings.port}", flush=True)
-            uvicorn.run(
-                "game.app:create_app",
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                log_config=None,  # uvicorn's lines go through our redacting handler
-                **proxy_options(settings),
-                reload=True,
-                reload_dirs=["game", "templates", "static"],
-                reload_includes=["*.py", "*.html", "*.css", "*.js", "*.toml", "*.j2"],
-            )
-            return 0
-        app = create_app(settings)
-        print(
-            f"Arcadia ({settings.ai_mode} mode) on http://{settings.host}:{settings.port}",
-            flush=True,
-        )
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            log_config=None,  # uvicorn's lines go through our redacting handler
-            **proxy_options(settings),
-            timeout_graceful_shutdown=10,
-            # Longer than clients keep idle connections (httpx: 5 s), so a client never sends
-            # on a connection the server is closing (uvicorn's default 5 s raced it: ReadError
-            # on a turn posted after a turn longer than 5 s, seen under load).
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        )
+        return serve(settings, reload=args.reload)
     return 0
 
 

@@ -8,6 +8,7 @@ import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 
 from litestar import Litestar
@@ -16,8 +17,10 @@ from litestar.datastructures import State
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from game.ai.backend import make_backend
+from game.ai.provider import Provider
 from game.bulk import GIL_SWITCH_SECONDS
 from game.play.art import ArtService
 from game.play.backends import BackendService
@@ -48,7 +51,7 @@ from game.web.hosts import HostGuard, HostPolicy
 from game.web.players import player_middleware
 from game.web.ratelimit import rate_limits
 from game.web.templating import configure_environment
-from game.world.catalog import load_catalog
+from game.world.catalog import Catalog, load_catalog
 
 log = logging.getLogger("game")
 
@@ -64,82 +67,120 @@ def secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+@dataclass
+class Services:
+    """The process-wide objects: made once per app, started and stopped with it."""
+
+    settings: Settings
+    catalog: Catalog
+    engine: AsyncEngine
+    sessions: async_sessionmaker
+    instance: Instance
+    provider: Provider
+    backends: BackendService
+    art: ArtService
+    turns: TurnService
+    deleter: GameDeleter
+    fanout: TurnFanout | None
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        """Make every service from the settings (nothing is started or connected yet)."""
+        catalog = load_catalog(settings.content_dir)
+        provider, painter = make_backend(settings)
+        engine = make_engine(settings)
+        sessions = make_sessionmaker(engine)
+        instance = Instance(engine)
+        art = ArtService(
+            sessions, painter, settings.image_dir, settings.image_concurrency, instance=instance
+        )
+        hub = TurnHub()
+        fanout = TurnFanout(asyncpg_dsn(settings.sqlalchemy_url), hub) if instance.shared else None
+        turns = TurnService(
+            sessions=sessions,
+            catalog=catalog,
+            provider=provider,
+            hub=hub,
+            max_action_chars=settings.max_action_chars,
+            max_model_calls=settings.max_model_calls,
+            context_tokens=settings.context_tokens,
+            art=art,
+            instance=instance,
+            fanout=fanout,
+            memory=MemoryKeeper(sessions, catalog, provider, settings.context_tokens),
+        )
+        if fanout is not None:
+            fanout.on_stop = turns.stop_here
+        backends = BackendService(sessions, settings)
+        deleter = GameDeleter(sessions, art)
+        return cls(
+            settings,
+            catalog,
+            engine,
+            sessions,
+            instance,
+            provider,
+            backends,
+            art,
+            turns,
+            deleter,
+            fanout,
+        )
+
+    async def start(self) -> asyncio.Task:
+        """Migrate, recover what the last run left, start the workers; returns the task that
+        repeats the chores when processes share the database."""
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)  # the event loop first (see game.bulk)
+        await migrate(self.engine)
+        await self.instance.start()
+        if self.fanout is not None:
+            await self.fanout.start()
+        chores: list[Callable[[], Awaitable[int | None]]] = [self.turns.recover_interrupted]
+        if self.provider.live:
+            await self.backends.load_or_probe(self.provider)
+            apply_models = partial(self.backends.apply_models, self.provider, self.art.painter)
+            await apply_models()
+            chores.append(apply_models)
+        if recovered := await self.turns.recover_interrupted():
+            log.warning("marked %d turn(s) interrupted by the last shutdown", recovered)
+        if self.settings.in_app_worker:
+            if requeued := await self.art.recover():
+                log.warning("%d scene picture(s) were being painted at the last shutdown", requeued)
+            self.art.start()
+            chores.append(self.art.recover)
+        self.deleter.wake()  # finishes deletes a restart interrupted
+        return asyncio.create_task(self.instance.watch(*chores), name="shared-database-chores")
+
+    async def stop(self) -> None:
+        """Save running turns as interrupted and let go of every connection."""
+        await self.deleter.stop()
+        await self.art.stop()
+        if saved := await self.turns.shutdown():
+            log.warning("shutting down: saved %d running turn(s) as interrupted", saved)
+        if self.fanout is not None:
+            await self.fanout.close()
+        await self.instance.stop()
+        await self.engine.dispose()
+        await self.provider.close()
+
+    @asynccontextmanager
+    async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        """The app's lifespan: started before the first request, stopped after the last."""
+        chores = await self.start()
+        try:
+            yield
+        finally:
+            chores.cancel()
+            await self.stop()
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the Litestar app. Everything process-wide lives on `app.state`."""
     settings = settings or load_settings()
     if problem := settings.bind_problem():
         raise SettingsError(problem)
-    catalog = load_catalog(settings.content_dir)
-    provider, painter = make_backend(settings)
-    engine = make_engine(settings)
-    sessions = make_sessionmaker(engine)
-    instance = Instance(engine)
-    backends = BackendService(sessions, settings)
-    art = ArtService(
-        sessions,
-        painter,
-        settings.image_dir,
-        settings.image_concurrency,
-        instance=instance,
-    )
-    hub = TurnHub()
-    fanout = TurnFanout(asyncpg_dsn(settings.sqlalchemy_url), hub) if instance.shared else None
-    turns = TurnService(
-        sessions=sessions,
-        catalog=catalog,
-        provider=provider,
-        hub=hub,
-        max_action_chars=settings.max_action_chars,
-        max_model_calls=settings.max_model_calls,
-        context_tokens=settings.context_tokens,
-        art=art,
-        instance=instance,
-        fanout=fanout,
-        memory=MemoryKeeper(sessions, catalog, provider, settings.context_tokens),
-    )
-    deleter = GameDeleter(sessions, art)
-    if fanout is not None:
-        fanout.on_stop = turns.stop_here
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        sys.setswitchinterval(GIL_SWITCH_SECONDS)  # the event loop first (see game.bulk)
-        await migrate(engine)
-        await instance.start()
-        if fanout is not None:
-            await fanout.start()
-        chores: list[Callable[[], Awaitable[int | None]]] = [turns.recover_interrupted]
-        if provider.live:
-            await backends.load_or_probe(provider)
-            await backends.apply_models(provider, art.painter)
-            chores.append(partial(backends.apply_models, provider, art.painter))
-        recovered = await turns.recover_interrupted()
-        if recovered:
-            log.warning("marked %d turn(s) interrupted by the last shutdown", recovered)
-        if settings.in_app_worker:
-            requeued = await art.recover()
-            if requeued:
-                log.warning("%d scene picture(s) were being painted at the last shutdown", requeued)
-            art.start()
-            chores.append(art.recover)
-        deleter.wake()  # finishes deletes a restart interrupted
-        watcher = asyncio.create_task(instance.watch(*chores), name="shared-database-chores")
-        try:
-            yield
-        finally:
-            watcher.cancel()
-            await deleter.stop()
-            await art.stop()
-            saved = await turns.shutdown()
-            if saved:
-                log.warning("shutting down: saved %d running turn(s) as interrupted", saved)
-            if fanout is not None:
-                await fanout.close()
-            await instance.stop()
-            await engine.dispose()
-            await provider.close()
-
+    services = Services.build(settings)
     key = secret_key(settings)
     template_engine = JinjaTemplateEngine(directory=PROJECT_ROOT / "templates")
     configure_environment(template_engine.engine, settings)
@@ -163,7 +204,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         dependencies=DEPENDENCIES,  # the request's unit of work (game/web/dependencies.py)
-        lifespan=[lifespan],
+        lifespan=[services.lifespan],
         # outermost first: a foreign Host is refused before anything else (no cookie is set);
         # the login gate and the per-player limits need the player id
         middleware=[
@@ -180,12 +221,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State(
             {
                 "settings": settings,
-                "catalog": catalog,
-                "sessions": sessions,
-                "turns": turns,
-                "backends": backends,
-                "art": art,
-                "deleter": deleter,
+                "catalog": services.catalog,
+                "sessions": services.sessions,
+                "turns": services.turns,
+                "backends": services.backends,
+                "art": services.art,
+                "deleter": services.deleter,
                 "secret_key": key,
             }
         ),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from game.ai.mock import compose_turn, mock_summary
 from game.ai.provider import TurnContext
@@ -16,7 +16,7 @@ from game.play.memory import clip_memory, turns_to_fold
 from game.play.prompts import DEFAULT_CONTEXT_TOKENS, history_window
 from game.play.turn_format import parse_turn
 from game.store.models import Game, Message, new_id, utcnow
-from game.world.catalog import Catalog
+from game.world.catalog import Catalog, Route
 from game.world.state import merge_state
 
 NAMES = ["Mara Quill", "Ash Verano", "Ilse Brand", "Tomas Reed", "Nell Okafor", "Ravi Sen"]
@@ -37,19 +37,7 @@ def build_game(
     world, cast = catalog.worlds[route.world], rng.choice(list(catalog.cast.values()))
     name = rng.choice(NAMES)
     started = utcnow() - timedelta(days=rng.randint(0, 30), minutes=rng.randint(0, 600))
-    game = Game(
-        id=new_id(),
-        player_id=player_id,
-        title=f"{route.title} · {name}",
-        world_id=world.id,
-        route_id=route.id,
-        cast_id=cast.id,
-        player_name=name,
-        origin="",
-        turn_count=turns,
-        created_at=started,
-        updated_at=started + timedelta(minutes=turns),
-    )
+    game = _game_row(player_id, route, cast.id, name, turns, started)
     rows: list[object] = [game]
     path: list[Message] = []
     window = history_window(context_tokens)
@@ -57,24 +45,9 @@ def build_game(
     memory, memory_through = "", -1
     for number in range(turns + 1):
         if number:
-            user = Message(
-                id=new_id(),
-                game_id=game.id,
-                parent_id=parent.id,
-                depth=parent.depth + 1,
-                role="user",
-                content=action,
-                status="done",
-                raw="",
-                hint="",
-                notice="",
-                memory="",
-                memory_through=-1,
-                created_at=started,
-            )
-            rows.append(user)
-            path.append(user)
-            parent = user
+            parent = _line(game, parent, "user", action, started)
+            rows.append(parent)
+            path.append(parent)
         ctx = TurnContext(
             game_id=game.id,
             world=world,
@@ -89,34 +62,58 @@ def build_game(
         raw = json.dumps(compose_turn(ctx), ensure_ascii=False)
         turn = parse_turn(raw)
         state = merge_state(state, turn.state_update)
-        reply = Message(
-            id=new_id(),
-            game_id=game.id,
-            parent_id=parent.id if parent else None,
-            depth=parent.depth + 1 if parent else 0,
-            role="assistant",
-            content=turn.narration,
-            status="done",
-            raw=raw,
-            state=state.model_dump(),
-            choices=turn.choices,
-            hint=turn.hint,
-            scene=turn.scene or None,
-            notice="",
-            memory=memory,
-            memory_through=memory_through,
-            created_at=started,
-        )
+        reply = _line(game, parent, "assistant", turn.narration, started, raw=raw)
+        reply.state, reply.choices, reply.hint = state.model_dump(), turn.choices, turn.hint
+        reply.scene, reply.memory, reply.memory_through = turn.scene or None, memory, memory_through
         rows.append(reply)
         path.append(reply)
-        fold = turns_to_fold(path[-window:], context_tokens)
-        if fold:
+        if fold := turns_to_fold(path[-window:], context_tokens):
             memory = clip_memory(mock_summary(memory, [(m.role, m.content) for m in fold]))
             memory_through = reply.memory_through = fold[-1].depth
             reply.memory = memory
         parent, action = reply, rng.choice(turn.choices)
     game.head_id = parent.id if parent else None
     return rows
+
+
+def _game_row(
+    player_id: str, route: Route, cast_id: str, name: str, turns: int, started: datetime
+) -> Game:
+    """The seeded game's own row (its head is set once its messages exist)."""
+    return Game(
+        id=new_id(),
+        player_id=player_id,
+        title=f"{route.title} · {name}",
+        world_id=route.world,
+        route_id=route.id,
+        cast_id=cast_id,
+        player_name=name,
+        origin="",
+        turn_count=turns,
+        created_at=started,
+        updated_at=started + timedelta(minutes=turns),
+    )
+
+
+def _line(
+    game: Game, parent: Message | None, role: str, content: str, when: datetime, raw: str = ""
+) -> Message:
+    """A finished message of the seeded game under `parent` (None: the opening)."""
+    return Message(
+        id=new_id(),
+        game_id=game.id,
+        parent_id=parent.id if parent else None,
+        depth=parent.depth + 1 if parent else 0,
+        role=role,
+        content=content,
+        status="done",
+        raw=raw,
+        hint="",
+        notice="",
+        memory="",
+        memory_through=-1,
+        created_at=when,
+    )
 
 
 async def seed(  # type: ignore[no-untyped-def]

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    CTE,
     JSON,
-    ColumnElement,
-    Integer,
     Row,
-    ScalarSelect,
-    Select,
     Text,
     and_,
-    bindparam,
-    case,
     cast,
     false,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -31,6 +22,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from game.store.models import DELETED, ArtJob, Game, Message, utcnow
+from game.store.statements import (
+    branch_statement,
+    game_statement,
+    message_statement,
+    page_statement,
+    path_statement,
+)
 
 CHUNK = 500  # rows an export reads at a time
 
@@ -66,17 +64,17 @@ class GameRepo:
 
     async def get_game(self, game_id: str) -> Game | None:
         ids = {"game_id": game_id, "player_id": self.player_id}
-        return (await self.session.scalars(_game_statement(), ids)).first()
+        return (await self.session.scalars(game_statement(), ids)).first()
 
     async def get_game_and_head(self, game_id: str) -> tuple[Game, Message | None] | None:
         """The game and the message at the end of its current branch, in one query."""
         ids = {"game_id": game_id, "player_id": self.player_id}
-        row = (await self.session.execute(_game_statement(with_head=True), ids)).first()
+        row = (await self.session.execute(game_statement(with_head=True), ids)).first()
         return (row[0], row[1]) if row else None
 
     async def get_message(self, game: Game, message_id: str) -> Message | None:
         ids = {"message_id": message_id, "game_id": game.id}
-        return (await self.session.scalars(_message_statement(), ids)).first()
+        return (await self.session.scalars(message_statement(), ids)).first()
 
     async def branch(
         self, game: Game, limit: int | None = None, head_id: str | None = None
@@ -90,9 +88,7 @@ class GameRepo:
         if head_id is None:
             return []
         params = {"game_id": game.id, "head_id": head_id, "limit": limit or 0}
-        return list(
-            (await self.session.scalars(_branch_statement(limit is not None), params)).all()
-        )
+        return list((await self.session.scalars(branch_statement(limit is not None), params)).all())
 
     async def branch_texts(self, game: Game, head_id: str, limit: int) -> list[tuple[str, str]]:
         """(role, text) of the last `limit` messages of the branch to `head_id`, oldest first.
@@ -108,7 +104,7 @@ class GameRepo:
         """Chosen columns of the last `limit` messages of the branch to `head_id`, oldest first
         (lighter than loading Message objects)."""
         params = {"game_id": game.id, "head_id": head_id, "limit": limit}
-        return list((await self.session.execute(_path_statement(columns), params)).all())
+        return list((await self.session.execute(path_statement(columns), params)).all())
 
     async def page(
         self, game: Game, limit: int, head_id: str | None = None
@@ -123,7 +119,7 @@ class GameRepo:
         if head_id is None:
             return [], {}
         params = {"game_id": game.id, "head_id": head_id, "limit": limit}
-        rows = list((await self.session.execute(_page_statement(), params)).all())
+        rows = list((await self.session.execute(page_statement(), params)).all())
         alternatives = {
             row.id: Alternatives(row.alt_index + 1, row.alt_count, row.alt_prev, row.alt_next)
             for row in rows
@@ -215,7 +211,7 @@ class GameRepo:
         if game.head_id is None:
             return
         params = {"game_id": game.id, "head_id": game.head_id, "limit": 2**31 - 1}
-        result = await self.session.stream(_path_statement(columns), params)
+        result = await self.session.stream(path_statement(columns), params)
         async for chunk in result.partitions(size):
             yield list(chunk)
 
@@ -296,133 +292,3 @@ class Alternatives(NamedTuple):
     count: int
     previous: str | None
     next: str | None
-
-
-# What the story log shows of a message (not its raw model output or memory).
-PAGE_COLUMNS = (
-    "id",
-    "parent_id",
-    "depth",
-    "role",
-    "content",
-    "status",
-    "state",
-    "choices",
-    "hint",
-    "notice",
-    "lore",
-    "created_at",
-)
-
-
-# The statements below are built once with bound parameters: building a statement of this
-# size costs more than running it (SQLAlchemy's expression construction), and a page must be cheap.
-
-
-def _siblings(
-    m: Any,
-    value: Any,
-    where: ColumnElement[bool] | None,
-    newest: bool = False,
-) -> ColumnElement[Any]:
-    """A scalar subquery over `m`'s siblings (the same parent; the game's roots for a root).
-
-    The CASE keeps both arms index lookups on (game_id, parent_id), on SQLite and PostgreSQL
-    alike, where `IS NOT DISTINCT FROM` would not be.
-    """
-    t = Message.__table__
-
-    def arm(same_parent: ColumnElement[bool]) -> ScalarSelect:
-        query = select(value).where(t.c.game_id == bindparam("game_id"), same_parent)
-        if where is not None:
-            query = query.where(where)
-        if value is t.c.id:
-            order = (t.c.created_at.desc(), t.c.id.desc()) if newest else (t.c.created_at, t.c.id)
-            query = query.order_by(*order).limit(1)
-        return query.scalar_subquery()
-
-    return case(
-        (m.c.parent_id.is_(None), arm(t.c.parent_id.is_(None))),
-        else_=arm(t.c.parent_id == m.c.parent_id),
-    )
-
-
-# The hot reads are built once, with bind parameters: building a statement costs about as
-# much as running it on SQLite (each page and turn post starts with one of these).
-@lru_cache(maxsize=2)
-def _game_statement(with_head: bool = False) -> Select:
-    """The player's game by id (`game_id`, `player_id`), optionally with its head message."""
-    if with_head:
-        query = select(Game, Message).outerjoin(Message, Message.id == Game.head_id)
-    else:
-        query = select(Game)
-    return query.where(Game.id == bindparam("game_id"), Game.player_id == bindparam("player_id"))
-
-
-@lru_cache(maxsize=1)
-def _message_statement() -> Select:
-    """A message by id (`message_id`) within its game (`game_id`)."""
-    return select(Message).where(
-        Message.id == bindparam("message_id"), Message.game_id == bindparam("game_id")
-    )
-
-
-@lru_cache(maxsize=1)
-def _page_statement() -> Select:
-    """One page of a branch with each message's place among its alternatives."""
-    t = Message.__table__
-    m = t.alias("m")
-    path = _ancestors(limited=True)
-    earlier = or_(
-        t.c.created_at < m.c.created_at,
-        and_(t.c.created_at == m.c.created_at, t.c.id < m.c.id),
-    )
-    later = or_(
-        t.c.created_at > m.c.created_at,
-        and_(t.c.created_at == m.c.created_at, t.c.id > m.c.id),
-    )
-    return (
-        select(
-            *(m.c[name] for name in PAGE_COLUMNS),
-            _siblings(m, func.count(), None).label("alt_count"),
-            _siblings(m, func.count(), earlier).label("alt_index"),
-            _siblings(m, t.c.id, earlier, newest=True).label("alt_prev"),
-            _siblings(m, t.c.id, later).label("alt_next"),
-        )
-        .join(path, m.c.id == path.c.id)
-        .order_by(m.c.depth)
-    )
-
-
-@lru_cache(maxsize=8)
-def _path_statement(columns: tuple[str, ...]) -> Select:
-    t = Message.__table__
-    path = _ancestors(limited=True)
-    return (
-        select(*(t.c[name] for name in columns)).join(path, t.c.id == path.c.id).order_by(t.c.depth)
-    )
-
-
-@lru_cache(maxsize=2)
-def _branch_statement(limited: bool) -> Select:
-    path = _ancestors(limited)
-    return select(Message).join(path, Message.id == path.c.id).order_by(Message.depth)
-
-
-@lru_cache(maxsize=2)
-def _ancestors(limited: bool) -> CTE:
-    """A recursive CTE of message `head_id` of game `game_id` and its ancestors (ids).
-
-    With `limited`, at most `limit` of them: the step counter stops the recursion itself, not
-    just the result, so a page of a very long game reads a page's worth of rows.
-    """
-    t = Message.__table__
-    path = (
-        select(t.c.id, t.c.parent_id, literal(1, Integer).label("n"))
-        .where(t.c.id == bindparam("head_id"), t.c.game_id == bindparam("game_id"))
-        .cte("path", recursive=True)
-    )
-    step = select(t.c.id, t.c.parent_id, path.c.n + 1).join(path, t.c.id == path.c.parent_id)
-    if limited:
-        step = step.where(path.c.n < bindparam("limit"))
-    return path.union_all(step)
