@@ -17,7 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from game.ai.capabilities import run_probe
+from game.ai.capabilities import PROBE_TIMEOUT, probe
+from game.ai.client import make_client
+from game.ai.provider import Capabilities
+from tests.aio import run
 from tests.appserver import ROOT, Player, Server, free_port, make_server
 
 LLAMA_VERSION = "0.3.36"
@@ -124,8 +127,16 @@ def test_the_probe_finds_json_schema_on_llama_server(llama_url: str) -> None:
     It closes the connection after each streamed reply while announcing keep-alive, so the
     json_schema check, sent right after the streamed one, must not reuse that connection.
     """
-    for _ in range(3):  # a fresh client each time: the start-up probe's situation
-        caps = run_probe(llama_url, "", "smollm2", "dall-e-3")
+
+    async def probe_once() -> Capabilities:  # a fresh client: the start-up probe's situation
+        client = make_client(llama_url, "", connect=10, read=PROBE_TIMEOUT)
+        try:
+            return await probe(client, "smollm2", "dall-e-3")
+        finally:
+            await client.close()
+
+    for _ in range(3):
+        caps = run(probe_once())
         assert caps.streaming is True, caps.notes
         assert caps.json_schema is True, caps.notes
         assert caps.images is False
