@@ -72,6 +72,8 @@ async def stream_gaps(player: Player, client: httpx.AsyncClient, stop: asyncio.E
         created = await client.post("/games", data=form, cookies=cookies)
         game = created.headers["location"].rsplit("/", 1)[1]
         page = (await client.get(f"/games/{game}", cookies=cookies)).text
+        if 'data-stream-url="' not in page:  # its opening ended before the page came back
+            continue
         stream_url = page.split('data-stream-url="', 1)[1].split('"', 1)[0]
         last = time.perf_counter()
         async with client.stream("GET", stream_url, cookies=cookies) as response:
