@@ -23,7 +23,6 @@ class LiveTurn:
     player_id: str = ""  # whose turn it is: lets a stream start without reading the database
     text: str = ""
     finished: bool = False
-    failure: str = ""  # why the turn ended unsaved (its rows could not be written)
     task: asyncio.Task | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 

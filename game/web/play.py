@@ -15,7 +15,6 @@ from litestar.response import Redirect, Response, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
 from game.play.card_cast import game_cast, scene_caption
-from game.play.errors import PlayError
 from game.play.live import LiveTurn
 from game.play.turns import TurnService
 from game.store.models import Game, Message
@@ -173,9 +172,6 @@ async def message_fragment(
     request: Request, repo: GameRepo, game_id: str, message_id: str
 ) -> Template:
     """A finished turn's message plus fresh choices, hint, state and controls (htmx OOB)."""
-    live = _live_turn(request, game_id, message_id)
-    if live is not None and live.failure:
-        raise PlayError(live.failure, 503)
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
     messages = await repo.branch(game, limit=8)
@@ -212,9 +208,8 @@ async def stream(
     sessions = request.app.state.sessions
     # A turn this process is writing knows its player: no database read before the first byte.
     live = _live_turn(request, game_id, message_id)
-    # Finished: the stored turn is the truth. Unless it could not be stored: then this live
-    # turn is all there is, and its `done` leads the page to the fragment that says so.
-    if live is not None and live.finished and not live.failure:
+    # Finished: the stored turn is the truth.
+    if live is not None and live.finished:
         live = None
     is_live = live is not None
     if live is None:

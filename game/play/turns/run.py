@@ -97,13 +97,12 @@ class TurnRunner:
             )
 
     def _lost(self, plan: TurnPlan, live: LiveTurn, error: BaseException) -> None:
-        """The turn's rows could not be written: stop its task, end its followers."""
+        """The turn's rows could not be written (the post says so): stop its task."""
         log.error("turn %s could not be saved: %r", plan.reply_id, error)
         plan.lost = True
-        live.failure = UNSAVED_NOTICE
         assert live.task is not None
         live.task.cancel()
-        self.hub.close(plan.reply_id)  # its followers end now
+        self.hub.close(plan.reply_id)
         plan.committed.set()
 
     async def shutdown(self, grace: float = 5.0) -> int:
