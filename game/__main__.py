@@ -125,7 +125,7 @@ def setup_logging(settings: Settings) -> None:
     ]
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s", secrets))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     # The SDK's HTTP client logs a line per model request, with the base URL as configured
     # (credentials included): not worth a line, and not a thing to write down.
     logging.getLogger("httpx2").setLevel(logging.WARNING)

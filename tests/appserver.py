@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from game.settings import Settings
 from tests.databases import database_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +112,20 @@ def make_server(tmp: Path, **env: str) -> Server:
     return Server(
         url=f"http://127.0.0.1:{port}", data_dir=tmp, env=base, log_path=tmp / "server.log"
     )
+
+
+def app_settings(tmp: Path, **overrides: object) -> Settings:
+    """Settings for an app built in this process (`create_app`): its own database and files,
+    an instant mock narrator, and nothing read from the machine's .env file."""
+    database = database_env(tmp)
+    values: dict[str, object] = {
+        "db_path": tmp / "arcadia.sqlite",
+        "database_url": database.get("CHATGAME_DATABASE_URL", ""),
+        "image_dir": tmp / "images",
+        "mock_delay_ms": 0,
+        "secret_key": "test-secret-" + tmp.name,
+    }
+    return Settings(_env_file=None, **(values | overrides))  # type: ignore[arg-type, call-arg]
 
 
 _CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')

@@ -1,4 +1,5 @@
-"""Shared fixtures: app servers (each with its own temp database) and players."""
+"""Shared fixtures: apps in this process and app servers (each with its own temp database),
+and players."""
 
 from __future__ import annotations
 
@@ -8,8 +9,38 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
 
-from tests.appserver import FakeBackend, Player, Server, make_server, start_fake_backend
+from game.app import create_app
+from game.settings import Settings
+from tests.appserver import (
+    FakeBackend,
+    Player,
+    Server,
+    app_settings,
+    make_server,
+    start_fake_backend,
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """This test's settings: its own temp database and files (see `app_settings`)."""
+    return app_settings(tmp_path)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    """The app built from `settings`, in this process."""
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Litestar) -> Iterator[TestClient]:
+    """A client of `app`, started (its lifespan runs) for the test's duration."""
+    with TestClient(app, base_url="http://127.0.0.1", timeout=30) as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ player-bound CSRF tokens, proxy headers, picture links, private files and Secure
 
 from __future__ import annotations
 
+import logging
 import re
 import stat
 import time
@@ -11,11 +12,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar.testing import TestClient
 
+from game.__main__ import setup_logging
 from game.ai.painters import picture_path_allowed
+from game.app import create_app
 from game.redact import mask_url
 from game.settings import SettingsError, load_settings
-from tests.appserver import FakeBackend, Player, Server, run_game, start_live_server
+from tests.appserver import (
+    FakeBackend,
+    Player,
+    Server,
+    app_settings,
+    run_game,
+    start_live_server,
+)
 from tests.cardkit import import_card, v2_card
 from tests.test_lan import PASSWORD, log_in
 
@@ -199,6 +210,29 @@ def test_base_url_credentials_are_never_shown_or_logged(
     doctor = run_game("doctor", CHATGAME_OPENAI_BASE_URL=base, **server.database())
     assert "hunter22" not in doctor.stdout + doctor.stderr
     assert "http://***@127.0.0.1" in doctor.stdout
+
+
+def test_the_running_app_keeps_the_redacting_log_handler(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: starting the app replaced the root handler with Litestar's own, which wrote the
+    # password (and any credential in a traceback) as it was
+    settings = app_settings(tmp_path, password="hunter22-pass", openai_api_key="sk-live-secret")
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging(settings)  # as `python -m game` does, before the app is built
+        with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+            assert client.get("/healthz").status_code == 200
+            for name in ("game.play", "litestar", "uvicorn.error"):
+                logging.getLogger(name).warning(
+                    "key %s, password %s", settings.openai_api_key, settings.password
+                )
+    finally:
+        root.handlers, root.level = saved
+    written = capsys.readouterr().err
+    assert written.count("key ***, password ***") == 3
+    assert "hunter22-pass" not in written and "sk-live-secret" not in written
 
 
 def test_only_the_operator_changes_the_models_in_lan_mode(
