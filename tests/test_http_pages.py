@@ -100,3 +100,7 @@ def test_static_files_and_vendored_htmx(player: Player) -> None:
     assert player.get(htmx_url).status_code == 200
     css_url = re.search(r'href="(/static/css/arcadia\.css\?v=\w+)"', page).group(1)
     assert "--accent" in player.get(css_url).text
+    # the tab's icon: before, browsers asked for /favicon.ico on every page and got a 404
+    icon_url = re.search(r'<link rel="icon" href="(/static/img/icon\.svg\?v=\w+)"', page).group(1)
+    icon = player.get(icon_url)
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")

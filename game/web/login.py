@@ -42,7 +42,8 @@ def unlock_token(player_id: str, secret: str, password: str) -> str:
 
 
 def _login_url(scope: Scope, hx_current_url: str | None) -> str:
-    """/login, coming back afterwards to this page (for htmx: the page, not the fragment)."""
+    """The login page, coming back afterwards to this page (for htmx: the page, not the
+    fragment)."""
     if hx_current_url is not None:
         url = urlsplit(hx_current_url)
         target = url.path + (f"?{url.query}" if url.query else "")
@@ -50,7 +51,8 @@ def _login_url(scope: Scope, hx_current_url: str | None) -> str:
         query = scope["query_string"].decode("latin-1")
         target = scope["path"] + (f"?{query}" if query else "")
     target = local_path(target)
-    return "/login" if target == "/" else f"/login?next={quote(target, safe='')}"
+    login = scope["app"].route_reverse("login")
+    return login if target == "/" else f"{login}?next={quote(target, safe='')}"
 
 
 class LoginGate(ASGIMiddleware):
