@@ -115,6 +115,22 @@ def proxy_options(settings: Settings) -> dict[str, object]:
     return {"proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
+def server_options(settings: Settings) -> dict[str, object]:
+    """How uvicorn serves the app (`serve`, and the test suite's servers in one process)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "warning",
+        "log_config": None,  # uvicorn's lines go through our redacting handler
+        **proxy_options(settings),
+        "timeout_graceful_shutdown": 10,
+        # Longer than clients keep idle connections (httpx: 5 s), so a client never sends
+        # on a connection the server is closing (uvicorn's default 5 s raced it: ReadError
+        # on a turn posted after a turn longer than 5 s, seen under load).
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    }
+
+
 def setup_logging(settings: Settings) -> None:
     """Log lines to stderr, with the key, the passwords and URL credentials masked."""
     secrets = [
@@ -159,19 +175,7 @@ def serve(settings: Settings, reload: bool = False) -> int:
         f"Arcadia ({settings.ai_mode} mode) on http://{settings.host}:{settings.port}",
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        log_config=None,  # uvicorn's lines go through our redacting handler
-        **proxy_options(settings),
-        timeout_graceful_shutdown=10,
-        # Longer than clients keep idle connections (httpx: 5 s), so a client never sends
-        # on a connection the server is closing (uvicorn's default 5 s raced it: ReadError
-        # on a turn posted after a turn longer than 5 s, seen under load).
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
+    uvicorn.run(app, **server_options(settings))  # type: ignore[arg-type]
     return 0
 
 

@@ -46,7 +46,7 @@ def client(app: Litestar) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A shared app with an instant mock narrator (players keep tests apart)."""
-    srv = make_server(tmp_path_factory.mktemp("fast")).start()
+    srv = make_server(tmp_path_factory.mktemp("fast"), in_process=True).start()
     yield srv
     srv.stop()
 
@@ -54,7 +54,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A shared app whose mock narrator takes a few seconds per turn, for mid-stream tests."""
-    srv = make_server(tmp_path_factory.mktemp("slow"), CHATGAME_MOCK_DELAY_MS="30").start()
+    srv = make_server(
+        tmp_path_factory.mktemp("slow"), in_process=True, CHATGAME_MOCK_DELAY_MS="30"
+    ).start()
     yield srv
     srv.stop()
 
@@ -62,6 +64,15 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[Server]:
     """A server of this test's own (not started), for restarts and special settings."""
+    srv = make_server(tmp_path, in_process=True)
+    yield srv
+    srv.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def process_server(tmp_path: Path) -> Iterator[Server]:
+    """A `python -m game` process of this test's own (not started): for killing it, reading
+    its log, or anything else where a real process is the point."""
     srv = make_server(tmp_path)
     yield srv
     srv.stop(signal.SIGKILL)

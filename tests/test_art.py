@@ -152,14 +152,14 @@ def test_a_backend_without_images_turns_painting_off(
         server.stop()
 
 
-def test_sigkill_during_a_running_job_leaves_nothing_stuck(own_server: Server) -> None:
-    own_server.env["CHATGAME_MOCK_DELAY_MS"] = "60"  # a picture takes about 2.4 s
-    own_server.start()
-    player = Player(own_server)
+def test_sigkill_during_a_running_job_leaves_nothing_stuck(process_server: Server) -> None:
+    process_server.env["CHATGAME_MOCK_DELAY_MS"] = "60"  # a picture takes about 2.4 s
+    process_server.start()
+    player = Player(process_server)
     game = player.new_game()
     wait_for_art(player, game, "Painting the scene", timeout=30)
-    own_server.stop(signal.SIGKILL)
-    own_server.start()
+    process_server.stop(signal.SIGKILL)
+    process_server.start()
     panel = wait_for_art(player, game, "scene__picture", timeout=30)
     assert "Painting" not in panel and "Waiting" not in panel
 
@@ -213,7 +213,7 @@ def test_image_mode_off_and_force(player: Player) -> None:
 
 
 def test_a_separate_worker_process_paints(tmp_path: Path) -> None:
-    app = make_server(tmp_path, CHATGAME_IN_APP_WORKER="false").start()
+    app = make_server(tmp_path, in_process=True, CHATGAME_IN_APP_WORKER="false").start()
     worker = None
     try:
         player = Player(app)

@@ -251,11 +251,11 @@ def test_persona_chosen_for_a_catalog_game(live: Server, fake_backend: FakeBacke
     assert bad.status_code == 400 and "Pick one of your personas" in bad.text
 
 
-def test_a_long_card_game_folds_its_memory(own_server: Server) -> None:
+def test_a_long_card_game_folds_its_memory(process_server: Server) -> None:
     # before: the summary prompt looked the companion up in the catalog (KeyError for a card),
     # so a card game's older turns were never folded into its memory
-    own_server.env["CHATGAME_CONTEXT_TOKENS"] = "1024"
-    player = Player(own_server.start())
+    process_server.env["CHATGAME_CONTEXT_TOKENS"] = "1024"
+    player = Player(process_server.start())
     character = import_card(player, "vey.json", json.dumps(v2_card()).encode())
     started = player.post(f"/characters/{character}/play", {"player_name": "Mara"})
     game = started.headers["location"].rsplit("/", 1)[1]
@@ -271,4 +271,4 @@ def test_a_long_card_game_folds_its_memory(own_server: Server) -> None:
         player.post(f"/games/{game}/turns", {"action": "I wait."})
         player.finish_turn(game)
     assert head["memory"], "no memory was folded"
-    assert "folding memory" not in own_server.log()
+    assert "folding memory" not in process_server.log()

@@ -321,16 +321,16 @@ def test_non_json_model_output_is_told_and_state_kept(own_server: Server) -> Non
     assert len(choice_labels(page)) >= 2
 
 
-def test_story_survives_a_crash_mid_turn(own_server: Server) -> None:
-    own_server.env["CHATGAME_MOCK_DELAY_MS"] = "40"
-    own_server.start()
-    player = Player(own_server)
+def test_story_survives_a_crash_mid_turn(process_server: Server) -> None:
+    process_server.env["CHATGAME_MOCK_DELAY_MS"] = "40"
+    process_server.start()
+    player = Player(process_server)
     game = player.new_game()
     head = player.head_id(game)
     player.stream(game, head, max_events=40)
     time.sleep(1.3)  # the partial text is saved about once a second
-    own_server.stop(signal.SIGKILL)
-    own_server.start()
+    process_server.stop(signal.SIGKILL)
+    process_server.start()
     page = player.play_page(game)
     assert "msg--interrupted" in page and "stopped while this turn was being written" in page
     text = re.search(r'<div class="narration">(.*?)</div>', page, re.S).group(1)
@@ -340,16 +340,16 @@ def test_story_survives_a_crash_mid_turn(own_server: Server) -> None:
     assert player.finish_turn(game)
 
 
-def test_sigterm_mid_turn_saves_it_as_interrupted(own_server: Server) -> None:
+def test_sigterm_mid_turn_saves_it_as_interrupted(process_server: Server) -> None:
     # slow enough that the turn outlives uvicorn's graceful wait for open connections
-    own_server.env["CHATGAME_MOCK_DELAY_MS"] = "90"
-    own_server.start()
-    player = Player(own_server)
+    process_server.env["CHATGAME_MOCK_DELAY_MS"] = "90"
+    process_server.start()
+    player = Player(process_server)
     game = player.new_game()
     player.stream(game, player.head_id(game), max_events=20)
-    own_server.stop(signal.SIGTERM)
-    assert "saved 1 running turn(s) as interrupted" in own_server.log(), own_server.log()
-    own_server.start()
+    process_server.stop(signal.SIGTERM)
+    assert "saved 1 running turn(s) as interrupted" in process_server.log(), process_server.log()
+    process_server.start()
     page = player.play_page(game)
     assert "msg--interrupted" in page
     assert len(re.search(r'<div class="narration">(.*?)</div>', page, re.S).group(1)) > 20

@@ -27,7 +27,10 @@ def log_in(player: Player, password: str = PASSWORD, next_path: str = "/") -> ht
 def lan_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A game on every interface with a password, reached here over 127.0.0.1."""
     srv = make_server(
-        tmp_path_factory.mktemp("lan"), CHATGAME_HOST="0.0.0.0", CHATGAME_PASSWORD=PASSWORD
+        tmp_path_factory.mktemp("lan"),
+        in_process=True,
+        CHATGAME_HOST="0.0.0.0",
+        CHATGAME_PASSWORD=PASSWORD,
     ).start()
     yield srv
     srv.stop()

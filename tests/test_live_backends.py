@@ -205,7 +205,9 @@ def test_stop_closes_the_stream_and_cancels_bridge_operations(
 
 
 def test_backend_down_is_a_readable_failure(tmp_path: Path) -> None:
-    server = make_server(tmp_path, CHATGAME_OPENAI_BASE_URL="http://127.0.0.1:9/v1").start()
+    server = make_server(
+        tmp_path, in_process=True, CHATGAME_OPENAI_BASE_URL="http://127.0.0.1:9/v1"
+    ).start()
     try:
         player = Player(server)
         game = player.new_game()

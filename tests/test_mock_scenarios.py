@@ -14,7 +14,7 @@ from tests.test_live_backends import narration_of_head, notice_of_head
 
 
 def opening(tmp_path: Path, scenario: str) -> tuple[Player, str, str]:
-    server: Server = make_server(tmp_path, CHATGAME_MOCK_SCENARIO=scenario).start()
+    server: Server = make_server(tmp_path, in_process=True, CHATGAME_MOCK_SCENARIO=scenario).start()
     player = Player(server)
     player.server_handle = server  # type: ignore[attr-defined]
     game = player.new_game()
@@ -80,7 +80,10 @@ def test_art_scenarios(tmp_path: Path) -> None:
         player.server_handle.stop()  # type: ignore[attr-defined]
     (tmp_path / "slow").mkdir()
     server = make_server(
-        tmp_path / "slow", CHATGAME_MOCK_SCENARIO="art-slow", CHATGAME_MOCK_DELAY_MS="5"
+        tmp_path / "slow",
+        in_process=True,
+        CHATGAME_MOCK_SCENARIO="art-slow",
+        CHATGAME_MOCK_DELAY_MS="5",
     ).start()
     try:
         player = Player(server)

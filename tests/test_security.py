@@ -192,7 +192,9 @@ def test_base_url_credentials_are_never_shown_or_logged(
 ) -> None:
     # before: /about and the log showed http://user:password@host/...
     base = fake_backend.base_url("openai").replace("http://", "http://arcadia:hunter22@")
-    server = start_live_server(tmp_path, fake_backend, "openai", CHATGAME_OPENAI_BASE_URL=base)
+    server = start_live_server(
+        tmp_path, fake_backend, "openai", in_process=False, CHATGAME_OPENAI_BASE_URL=base
+    )  # a process of its own: its log is read
     try:
         player = Player(server)
         about = player.get("/about").text

@@ -49,7 +49,9 @@ def test_linked_from_the_top_bar_and_the_about_page(player: Player) -> None:
 
 
 def test_absent_in_live_mode(tmp_path: Path) -> None:
-    server = make_server(tmp_path, CHATGAME_OPENAI_BASE_URL="http://127.0.0.1:9/v1").start()
+    server = make_server(
+        tmp_path, in_process=True, CHATGAME_OPENAI_BASE_URL="http://127.0.0.1:9/v1"
+    ).start()
     try:
         player = Player(server)
         assert 'href="/workbench"' not in player.get("/about").text
