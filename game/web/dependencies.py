@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 from litestar import Request
 from litestar.background_tasks import BackgroundTask
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from game.store.library import LibraryRepo
@@ -42,12 +42,12 @@ def after_commit(wake: Callable[[], None]) -> BackgroundTask:
     return BackgroundTask(run)
 
 
-def provide_repo(request: Request, db_session: NamedDependency[AsyncSession]) -> GameRepo:
+def provide_repo(request: Request, db_session: AsyncSession) -> GameRepo:
     """The player's games, on the request's unit of work."""
     return GameRepo(db_session, request.scope["state"]["player_id"])
 
 
-def provide_library(request: Request, db_session: NamedDependency[AsyncSession]) -> LibraryRepo:
+def provide_library(request: Request, db_session: AsyncSession) -> LibraryRepo:
     """The player's characters, personas and lorebooks, on the same unit of work."""
     return LibraryRepo(db_session, request.scope["state"]["player_id"])
 
