@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from game.ai.backend import make_backend
 from game.ai.provider import Provider
-from game.bulk import GIL_SWITCH_SECONDS
+from game.bulk import GIL_SWITCH_SECONDS, freeze_startup
 from game.play.art import ArtService
 from game.play.backends import BackendService
 from game.play.deletion import GameDeleter
@@ -150,6 +150,7 @@ class Services:
             self.art.start()
             chores.append(self.art.recover)
         self.deleter.wake()  # finishes deletes a restart interrupted
+        freeze_startup()  # no full collection looks at start-up's objects again (game.bulk)
         return asyncio.create_task(self.instance.watch(*chores), name="shared-database-chores")
 
     async def stop(self) -> None:
