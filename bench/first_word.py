@@ -8,7 +8,8 @@ Chromium and plays `--turns` turns by typing an action and pressing Send. In the
 MutationObserver stamps the click and the first narration character that appears
 (performance.now()), so the figure is what the player sees, network, htmx, SSE and rendering
 included. The baseline, in the same run: the fake server's own time to the first narration
-character, straight from this process (bench.stream_overhead.direct_turn). Added = game -
+character, straight from this process (bench.stream_overhead.direct_turn), one such turn right
+after each browser turn, so both see the machine as it is at that moment. Added = game -
 direct, medians. Budget (issue "Robust at any size"): added median <= 15 ms. It also prints
 where the time goes: when the post left and when its response began (resource timing), and
 when the turn's article was swapped in, each a median after Send.
@@ -22,6 +23,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 from datetime import UTC, datetime
 
 import httpx
@@ -80,11 +82,41 @@ POST_TIMING = """(() => {
 STEPS = ("post sent", "post answered", "article in")
 
 
-def browser_turns(url: str, turns: int) -> tuple[list[float], list[dict[str, float]]]:
-    """Play `turns` turns in Chromium; Send -> first word per turn, in ms, and its steps."""
+class DirectModel:
+    """Turns straight from the fake server, on an event loop thread of their own (Playwright's
+    sync API holds the main thread's loop), over one kept-alive connection like the game's."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.client = self._call(self._client())
+
+    @staticmethod
+    async def _client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=60)
+
+    def _call(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def first_word(self, action: str) -> float:
+        """One turn's time to its first narration character, in ms."""
+        return self._call(direct_turn(self.client, self.base_url, action))[0] * 1000
+
+    def close(self) -> None:
+        self._call(self.client.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def browser_turns(
+    url: str, turns: int, direct: DirectModel
+) -> tuple[list[float], list[float], list[dict[str, float]]]:
+    """Play `turns` turns in Chromium, each followed by one straight to the model; Send ->
+    first word per turn in ms, the model's own first word per turn, and the steps."""
     from playwright.sync_api import sync_playwright
 
     samples: list[float] = []
+    baseline: list[float] = []
     steps: list[dict[str, float]] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
@@ -102,19 +134,13 @@ def browser_turns(url: str, turns: int) -> tuple[list[float], list[dict[str, flo
             page.wait_for_function("!document.querySelector('.msg--streaming')", timeout=60_000)
             # The post's resource timing is complete once its response (the stream) has ended.
             timing = page.evaluate("window.__steps") | page.evaluate(POST_TIMING)
+            straight = direct.first_word(f"I look around ({n}).")
             if n >= 2:
                 samples.append(added)
+                baseline.append(straight)
                 steps.append(timing)
         browser.close()
-    return samples, steps
-
-
-async def direct_turns(base_url: str, turns: int) -> list[float]:
-    async with httpx.AsyncClient(timeout=60) as client:
-        return [
-            (await direct_turn(client, base_url, f"I look around ({n})."))[0] * 1000
-            for n in range(turns)
-        ]
+    return samples, baseline, steps
 
 
 def main() -> int:
@@ -127,10 +153,11 @@ def main() -> int:
         return 2
 
     fake, server = game_on_fake_server("arcadia-first-word-", args.delay_ms)
+    model = DirectModel(fake.base_url("openai"))
     try:
-        direct = asyncio.run(direct_turns(fake.base_url("openai"), args.turns))
-        game, steps = browser_turns(server.url, args.turns)
+        game, direct, steps = browser_turns(server.url, args.turns, model)
     finally:
+        model.close()
         server.stop()
         assert fake.process is not None
         fake.process.terminate()
