@@ -26,6 +26,7 @@ from contextlib import contextmanager
 # 142 ms to 72 ms; the import itself took no longer.
 GIL_SWITCH_SECONDS = 0.001
 
+
 def freeze_startup() -> None:
     """Put everything alive now in the collector's permanent generation, once started.
 
