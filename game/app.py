@@ -25,12 +25,12 @@ from game.bulk import GIL_SWITCH_SECONDS, freeze_startup
 from game.play.art import ArtService
 from game.play.backends import BackendService
 from game.play.deletion import GameDeleter
-from game.play.fanout import TurnFanout, asyncpg_dsn
+from game.play.fanout import TurnFanout
 from game.play.live import TurnHub
 from game.play.memory import MemoryKeeper
 from game.play.turns import TurnService
 from game.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
-from game.store.db import make_engine, make_sessionmaker, migrate
+from game.store.db import asyncpg_dsn, make_engine, make_sessionmaker, migrate
 from game.store.instances import Instance
 from game.store.private_files import private_dir, write_private
 from game.web import (

@@ -2,7 +2,8 @@
 
 Claiming is a compare-and-set UPDATE (queued -> running), so several workers, in this process
 or in `python -m game worker` processes, never run a job twice. A result is only stored while
-the job is still `running`: a late picture never overwrites a cancelled job.
+the job is still `running`: a late picture never overwrites a cancelled job. The statements
+are in game/store/art_jobs.py.
 """
 
 from __future__ import annotations
@@ -15,18 +16,26 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
 from game.ai.painters import Painter, PaintError
+from game.store.art_jobs import (
+    cancel_job,
+    claim_job,
+    job_scenario,
+    recover_jobs,
+    requeue_job,
+    retry_job,
+    settle_job,
+)
+from game.store.db import Sessions
 from game.store.instances import Instance
-from game.store.models import ArtJob, Game, new_id, utcnow
+from game.store.models import ArtJob, Game, new_id
 from game.store.private_files import private_dir, write_private
 from game.world.catalog import World
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+GAVE_UP = "The painter stopped too many times; retry it."
 UI_WORDS = "no text, no letters, no captions, no user interface, no HUD, no watermark, no border"
 
 
@@ -84,7 +93,7 @@ class ArtService:
 
     def __init__(
         self,
-        sessions: async_sessionmaker,
+        sessions: Sessions,
         painter: Painter,
         image_dir: Path,
         concurrency: int = 1,
@@ -108,35 +117,9 @@ class ArtService:
         Runs at start-up and, where processes share the database, now and then: only jobs
         whose owning process is gone are touched, each by a compare-and-set on its owner.
         """
-        async with self.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(ArtJob.id, ArtJob.owner, ArtJob.attempts).where(
-                        ArtJob.status == "running"
-                    )
-                )
-            ).all()
-            if not rows:
-                return 0
-            owners = {row.owner for row in rows}
-            dead = await self.instance.dead(owners) if self.instance is not None else owners
-            recovered = 0
-            for job_id, owner, attempts in rows:
-                if owner not in dead or job_id in self._running:
-                    continue
-                values = (
-                    {"status": "failed", "error": "The painter stopped too many times; retry it."}
-                    if attempts >= MAX_ATTEMPTS
-                    else {"status": "queued"}
-                )
-                result = await session.execute(
-                    update(ArtJob)
-                    .where(ArtJob.id == job_id, ArtJob.status == "running", ArtJob.owner == owner)
-                    .values(**values, updated_at=utcnow())
-                )
-                recovered += result.rowcount
-            await session.commit()
-            return recovered
+        return await recover_jobs(
+            self.sessions, self.instance, self._running, MAX_ATTEMPTS, GAVE_UP
+        )
 
     def start(self) -> None:
         private_dir(self.image_dir)
@@ -171,13 +154,15 @@ class ArtService:
                 await task
             except Exception:  # never lose a worker: the job is settled as failed
                 log.exception("art job %s crashed", job.id)
-                await self._settle(job.id, status="failed", error="The painter crashed.")
+                await settle_job(
+                    self.sessions, job.id, status="failed", error="The painter crashed."
+                )
             except asyncio.CancelledError:
                 worker = asyncio.current_task()
                 if worker is not None and worker.cancelling():  # shutting down: queue it again
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
-                    await asyncio.shield(self._requeue(job.id))
+                    await asyncio.shield(requeue_job(self.sessions, job.id))
                     raise
                 # only the job was cancelled (Cancel button): carry on with the next one
             finally:
@@ -185,33 +170,7 @@ class ArtService:
 
     async def claim(self) -> ArtJob | None:
         """Take the oldest queued job whose game has nothing running (FIFO per game)."""
-        async with self.sessions() as session:
-            busy = select(ArtJob.game_id).where(ArtJob.status == "running")
-            candidates = (
-                await session.scalars(
-                    select(ArtJob)
-                    .where(ArtJob.status == "queued", ArtJob.game_id.not_in(busy))
-                    .order_by(ArtJob.created_at, ArtJob.id)
-                    .limit(5)
-                )
-            ).all()
-            for job in candidates:
-                result = await session.execute(
-                    update(ArtJob)
-                    .where(and_(ArtJob.id == job.id, ArtJob.status == "queued"))
-                    .values(
-                        status="running",
-                        attempts=ArtJob.attempts + 1,
-                        owner=self.instance.id if self.instance is not None else "",
-                        updated_at=utcnow(),
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                await session.commit()
-                if result.rowcount == 1:
-                    job.status = "running"
-                    return job
-            return None
+        return await claim_job(self.sessions, self.instance.id if self.instance is not None else "")
 
     async def _run(self, job: ArtJob) -> None:
         try:
@@ -219,24 +178,28 @@ class ArtService:
                 data, extension = await self.painter.fetch_picture(job.source_url)
             else:
                 data, extension = await self.painter.paint(
-                    job.prompt, job.id, await self._scenario_of(job.game_id)
+                    job.prompt, job.id, await job_scenario(self.sessions, job.game_id)
                 )
         except PaintError as exc:
             if exc.unsupported and not job.source_url:
                 self.disabled_reason = str(exc)
-            await self._settle(job.id, status="failed", error=str(exc))
+            await settle_job(self.sessions, job.id, status="failed", error=str(exc))
             return
         except Exception as exc:  # a bug must not leave the job running
             log.exception("art job %s failed", job.id)
-            await self._settle(job.id, status="failed", error=f"The painter failed: {exc}")
+            await settle_job(
+                self.sessions, job.id, status="failed", error=f"The painter failed: {exc}"
+            )
             return
         name = f"{hashlib.sha256(data).hexdigest()}.{extension}"
         try:
             await asyncio.to_thread(self._store, name, data, job.id)
         except OSError as exc:
-            await self._settle(job.id, status="failed", error=f"Could not save the picture: {exc}")
+            await settle_job(
+                self.sessions, job.id, status="failed", error=f"Could not save the picture: {exc}"
+            )
             return
-        await self._settle(job.id, status="done", image=name)
+        await settle_job(self.sessions, job.id, status="done", image=name)
 
     def _store(self, name: str, data: bytes, job_id: str) -> None:
         """Write the file under its content hash; same pictures share one file."""
@@ -247,44 +210,11 @@ class ArtService:
         write_private(tmp, data)
         tmp.replace(path)
 
-    async def _scenario_of(self, game_id: str) -> str:
-        """The game's own mock scenario ("" when it has none, or the game is gone)."""
-        async with self.sessions() as session:
-            return await session.scalar(select(Game.mock_scenario).where(Game.id == game_id)) or ""
-
-    async def _settle(self, job_id: str, **values: str) -> None:
-        """Store a result, but only while the job is still running (never over a cancel)."""
-        async with self.sessions() as session:
-            await session.execute(
-                update(ArtJob)
-                .where(ArtJob.id == job_id, ArtJob.status == "running")
-                .values(updated_at=utcnow(), **values)
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
-
-    async def _requeue(self, job_id: str) -> None:
-        async with self.sessions() as session:
-            await session.execute(
-                update(ArtJob)
-                .where(ArtJob.id == job_id, ArtJob.status == "running")
-                .values(status="queued", updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
-
     # ---- actions --------------------------------------------------------------------------
 
     async def cancel(self, job: ArtJob) -> None:
         """Cancel a queued or running job; a running painter in this process is stopped."""
-        async with self.sessions() as session:
-            await session.execute(
-                update(ArtJob)
-                .where(ArtJob.id == job.id, ArtJob.status.in_(("queued", "running")))
-                .values(status="cancelled", error="Cancelled.", updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
+        await cancel_job(self.sessions, job.id, "Cancelled.")
         task = self._running.get(job.id)
         if task is not None:
             task.cancel()
@@ -301,12 +231,5 @@ class ArtService:
 
     async def retry(self, job: ArtJob) -> None:
         """Queue a failed or cancelled job again."""
-        async with self.sessions() as session:
-            await session.execute(
-                update(ArtJob)
-                .where(ArtJob.id == job.id, ArtJob.status.in_(("failed", "cancelled")))
-                .values(status="queued", error="", attempts=0, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
+        await retry_job(self.sessions, job.id)
         self.wake()

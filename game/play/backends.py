@@ -1,17 +1,19 @@
-"""The configured backend's capabilities: probed, cached per base URL in the database, refreshed."""
+"""The configured backend's capabilities: probed, cached per base URL in the database, refreshed.
+
+The rows are read and written by game/store/capabilities.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
 from game.ai.painters import Painter
 from game.ai.provider import Capabilities, Provider
 from game.redact import mask_url
 from game.settings import Settings
-from game.store.models import BackendCapabilities, utcnow
+from game.store.capabilities import capability_row, store_models, store_probe
+from game.store.db import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +21,7 @@ log = logging.getLogger(__name__)
 class BackendService:
     """Keeps the live provider's capabilities known, probing when none are cached."""
 
-    def __init__(self, sessions: async_sessionmaker, settings: Settings) -> None:
+    def __init__(self, sessions: Sessions, settings: Settings) -> None:
         self.sessions = sessions
         self.settings = settings
         self._probe_task: asyncio.Task | None = None
@@ -32,9 +34,8 @@ class BackendService:
         """The last probe's result for the configured base URL, if any."""
         if not self.base_url:
             return None
-        async with self.sessions() as session:
-            row = await session.get(BackendCapabilities, self.base_url)
-            return Capabilities.from_json(row.data) if row and row.data else None
+        row = await capability_row(self.sessions, self.base_url)
+        return Capabilities.from_json(row.data) if row and row.data else None
 
     async def load_or_probe(self, provider: Provider) -> None:
         """At start-up: use cached capabilities, or probe in the background (never blocks)."""
@@ -48,17 +49,7 @@ class BackendService:
         """Probe the backend now, remember the result, and let the provider use it."""
         caps = await provider.probe(self.settings.chat_model, self.settings.image_model)
         caps.base_url = self.base_url
-        async with self.sessions() as session:
-            row = await session.get(BackendCapabilities, self.base_url)
-            if row is None:
-                session.add(
-                    BackendCapabilities(
-                        base_url=self.base_url, data=caps.to_json(), chat_model="", image_model=""
-                    )
-                )
-            else:
-                row.data, row.checked_at = caps.to_json(), utcnow()
-            await session.commit()
+        await store_probe(self.sessions, self.base_url, caps.to_json())
         provider.capabilities = caps
         log.info("backend %s: %s", mask_url(self.base_url), caps.rows())
         return caps
@@ -71,8 +62,7 @@ class BackendService:
         Runs at start-up and, where processes share the database, now and then, so a choice
         made through one process reaches the others.
         """
-        async with self.sessions() as session:
-            row = await session.get(BackendCapabilities, self.base_url)
+        row = await capability_row(self.sessions, self.base_url)
         chat = (row.chat_model if row else "") or self.settings.chat_model
         image = (row.image_model if row else "") or self.settings.image_model
         provider.model = chat
@@ -98,11 +88,5 @@ class BackendService:
                 )
             if listed and value not in listed and value != default:
                 raise ValueError(f"The backend does not list the {label} {value!r}.")
-        async with self.sessions() as session:
-            row = await session.get(BackendCapabilities, self.base_url)
-            if row is None:  # chosen before any probe: no capabilities known yet
-                row = BackendCapabilities(base_url=self.base_url, data={})
-                session.add(row)
-            row.chat_model, row.image_model = chat, image
-            await session.commit()
+        await store_models(self.sessions, self.base_url, chat, image)
         await self.apply_models(provider, painter)

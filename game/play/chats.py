@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row
-
 from game.cards.card import normalise_data
 from game.cards.chats import Chat, ChatExport, ExportLine
 from game.play.characters import new_card_game, opening_state
 from game.store.library import LibraryRepo
 from game.store.models import Character, Game, Message, new_id, utcnow
-from game.store.repo import GameRepo
+from game.store.repo import GameRepo, MessageRow
 from game.world.catalog import Catalog
 
 
@@ -111,10 +109,10 @@ async def chat_export(repo: GameRepo, game: Game, char: str) -> ChatExport:
     """
     rows = [m async for chunk in repo.tree_rows(game, CHAT_COLUMNS) for m in chunk]
     by_id = {m.id: m for m in rows}
-    children: dict[str | None, list[Row]] = {}
+    children: dict[str | None, list[MessageRow]] = {}
     for m in rows:
         children.setdefault(m.parent_id, []).append(m)
-    branch: list[Row] = []
+    branch: list[MessageRow] = []
     node = by_id.get(game.head_id or "")
     while node is not None:
         branch.append(node)

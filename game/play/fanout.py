@@ -22,7 +22,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from game.play.live import TurnHub
 
@@ -33,11 +32,6 @@ PIECE_CHARS = 1000  # NOTIFY payloads must stay under 8000 bytes, even with \uXX
 QUIET_SECONDS = 2.0  # a follower hears a heartbeat this often when nothing arrives
 
 StopHandler = Callable[[str], Awaitable[None]]
-
-
-def asyncpg_dsn(sqlalchemy_url: str) -> str:
-    """The plain libpq URL asyncpg wants, from the game's SQLAlchemy URL."""
-    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(False)
 
 
 class TurnFanout:

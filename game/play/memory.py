@@ -13,9 +13,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
 from game.ai.provider import Provider, SummaryRequest
 from game.play.card_cast import game_cast
 from game.play.errors import PlayError
@@ -26,6 +23,8 @@ from game.play.prompts import (
     render_prompt,
     reply_reserve,
 )
+from game.store.db import Sessions
+from game.store.memory_folds import fold_window, store_memory
 from game.store.models import Game, Message
 from game.store.repo import GameRepo
 from game.world.catalog import Catalog
@@ -90,7 +89,7 @@ class MemoryKeeper:
 
     def __init__(
         self,
-        sessions: async_sessionmaker,
+        sessions: Sessions,
         catalog: Catalog,
         provider: Provider,
         context_tokens: int,
@@ -114,13 +113,11 @@ class MemoryKeeper:
             return False
         self._busy.add(game_id)
         try:
-            async with self.sessions() as session:
-                game = await session.get(Game, game_id)
-                if game is None:
-                    return False
-                repo = GameRepo(session, game.player_id)
-                window = history_window(self.context_tokens)
-                branch = await repo.branch_rows(game, message_id, window, FOLD_COLUMNS)
+            window = history_window(self.context_tokens)
+            read = await fold_window(self.sessions, game_id, message_id, window, FOLD_COLUMNS)
+            if read is None:  # the game was deleted meanwhile
+                return False
+            game, branch = read
             if not branch or branch[-1].status != "done":
                 return False
             fold = turns_to_fold(branch, self.context_tokens)
@@ -141,13 +138,7 @@ class MemoryKeeper:
                 messages=[{"role": "user", "content": prompt}], memory=head.memory, turns=turns
             )
             memory = clip_memory(await self.provider.summarise(request))
-            async with self.sessions() as session:
-                await session.execute(
-                    update(Message)
-                    .where(Message.id == head.id)
-                    .values(memory=memory, memory_through=fold[-1].depth)
-                )
-                await session.commit()
+            await store_memory(self.sessions, head.id, memory, fold[-1].depth)
             return True
         except Exception:  # a missed fold only means older turns drop out of the prompt
             log.exception("folding memory for turn %s failed", message_id)

@@ -15,7 +15,9 @@ from game.ai.provider import TurnContext
 from game.play.memory import clip_memory, turns_to_fold
 from game.play.prompts import DEFAULT_CONTEXT_TOKENS, history_window
 from game.play.turn_format import parse_turn
+from game.store.db import Sessions
 from game.store.models import Game, Message, new_id, utcnow
+from game.store.repo import add_game
 from game.world.catalog import Catalog, Route
 from game.world.state import merge_state
 
@@ -116,8 +118,8 @@ def _line(
     )
 
 
-async def seed(  # type: ignore[no-untyped-def]
-    sessions,
+async def seed(
+    sessions: Sessions,
     catalog: Catalog,
     player_id: str,
     games: int,
@@ -129,8 +131,6 @@ async def seed(  # type: ignore[no-untyped-def]
     ids = []
     for _ in range(games):
         rows = build_game(catalog, player_id, turns, rng, context_tokens)
-        async with sessions() as session:
-            session.add_all(rows)
-            await session.commit()
+        await add_game(sessions, rows)
         ids.append(rows[0].id)  # type: ignore[attr-defined]
     return ids

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TypeAlias
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +23,10 @@ from game.store.private_files import private_database
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x41524344  # "ARCD": the advisory lock held while migrating PostgreSQL
+
+# What the services above the store hold to open a unit of work of their own: named here so that
+# game.play needs no SQLAlchemy import (a contract in pyproject.toml keeps it so).
+Sessions: TypeAlias = async_sessionmaker[AsyncSession]
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -132,6 +138,12 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
             info={"write_lock": asyncio.Lock()},
         )
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """The plain libpq URL asyncpg wants, from the game's SQLAlchemy URL (the turn relay's
+    connections, game/play/fanout.py)."""
+    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(False)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 from sqlalchemy import (
     JSON,
@@ -19,8 +19,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from game.store.db import Sessions
 from game.store.models import DELETED, ArtJob, Game, Message, utcnow
 from game.store.statements import (
     branch_statement,
@@ -33,11 +34,19 @@ from game.store.statements import (
 CHUNK = 500  # rows an export reads at a time
 
 
-async def read_message(sessions: async_sessionmaker, message_id: str) -> Message | None:
+async def read_message(sessions: Sessions, message_id: str) -> Message | None:
     """One message, read in a short session of its own: a stream following a turn holds no
     session between its polls. The caller has checked that the message is the player's."""
     async with sessions() as session:
         return await session.get(Message, message_id)
+
+
+async def add_game(sessions: Sessions, rows: Sequence[Any]) -> None:
+    """A new game's rows (the game and its messages) in a transaction of their own: the seeder
+    (game/play/seed.py) writes a game at a time."""
+    async with sessions() as session:
+        session.add_all(rows)
+        await session.commit()
 
 
 class GameRepo:
@@ -283,6 +292,12 @@ STORED_TEXT_COLUMNS = tuple(
     cast(column, Text).label(column.name) if isinstance(column.type, JSON) else column
     for column in Message.__table__.columns
 )
+# The names of those JSON columns (their text is valid JSON, spliced into the export as it is).
+STORED_JSON_NAMES = tuple(c.name for c in Message.__table__.columns if isinstance(c.type, JSON))
+
+# A row of chosen message columns, as tree_rows, branch_rows, branch_chunks and page give them
+# (each column by name): named here so the layers above need no SQLAlchemy import to say so.
+MessageRow: TypeAlias = Row
 
 
 class Alternatives(NamedTuple):

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from sqlalchemy import JSON, Row
-
 from game.play.transfer.format import EXPORT_CHUNK, FORMAT, MESSAGE_FIELDS, VERSION, ExportedGame
-from game.store.models import Game, Message
-from game.store.repo import STORED_TEXT_COLUMNS, GameRepo
+from game.store.models import Game
+from game.store.repo import STORED_JSON_NAMES, STORED_TEXT_COLUMNS, GameRepo, MessageRow
 
 
 async def markdown_transcript(
@@ -48,11 +46,12 @@ async def json_export(repo: GameRepo, game: Game) -> AsyncIterator[bytes]:
     yield b"\n]}\n"
 
 
-_STORED_JSON = tuple(c.name for c in Message.__table__.columns if isinstance(c.type, JSON))
-_PLAIN = tuple(n for n in ("id", "parent_id", "depth", *MESSAGE_FIELDS) if n not in _STORED_JSON)
+_PLAIN = tuple(
+    n for n in ("id", "parent_id", "depth", *MESSAGE_FIELDS) if n not in STORED_JSON_NAMES
+)
 
 
-def _exported(row: Row) -> bytes:
+def _exported(row: MessageRow) -> bytes:
     """A message as the export writes it: the fields of ExportedMessage, straight off the row
     (validating each one on the way out would cost more than the rest of the export), its JSON
     columns spliced in as stored (they were written as JSON)."""
@@ -60,6 +59,7 @@ def _exported(row: Row) -> bytes:
     plain = {name: fields[name] for name in _PLAIN}
     plain["created_at"] = plain["created_at"].isoformat()
     spliced = "".join(
-        f', "{name}": {"null" if fields[name] is None else fields[name]}' for name in _STORED_JSON
+        f', "{name}": {"null" if fields[name] is None else fields[name]}'
+        for name in STORED_JSON_NAMES
     )
     return (json.dumps(plain, ensure_ascii=False)[:-1] + spliced + "}").encode()

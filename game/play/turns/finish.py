@@ -2,22 +2,24 @@
 
 The narrator's raw output is parsed into narration, choices, hint, scene and a state update;
 the update is merged into the state the turn built on (`settle`, no database). The finisher
-stores the reply row in one transaction and sets off what follows a stored turn.
+stores the reply row and its art job in one transaction (game/store/turn_rows.py) and sets off
+what follows a stored turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from functools import partial
 
 from game.play.art import ArtService, markdown_images, new_job, strip_markdown_images, wants_picture
 from game.play.live import TurnHub
 from game.play.memory import MemoryKeeper
 from game.play.turn_format import TurnFormatError, parse_turn
 from game.play.turns.plan import Planner, TurnPlan
-from game.store.models import Game, Message
+from game.store.db import Sessions
+from game.store.models import ArtJob, Game, Message
+from game.store.turn_rows import store_finished_turn
 from game.world.catalog import Catalog
 from game.world.state import merge_state
 
@@ -81,7 +83,7 @@ def settle(
 class TurnFinisher:
     """Stores finished turns (one per app process)."""
 
-    sessions: async_sessionmaker
+    sessions: Sessions
     catalog: Catalog
     hub: TurnHub
     planner: Planner
@@ -110,17 +112,16 @@ class TurnFinisher:
             return
         if plan.lost:
             return
-        async with self.sessions() as session:
-            message = await session.get(Message, plan.reply_id)
-            if message is None:  # the game was deleted meanwhile
-                return
-            game = await session.get(Game, plan.game_id)  # read before any change is pending
-            settle(message, plan, raw, streamed, outcome, notice, narration_complete)
-            queued_art = game is not None and self._queue_art(session, game, message, raw)
-            await session.commit()
-            self._stored(plan, message, queued_art)
 
-    def _stored(self, plan: TurnPlan, message: Message, queued_art: bool) -> None:
+        def settle_reply(message: Message, game: Game | None) -> ArtJob | None:
+            settle(message, plan, raw, streamed, outcome, notice, narration_complete)
+            return self._art_job(game, message, raw) if game is not None else None
+
+        await store_finished_turn(
+            self.sessions, plan.reply_id, plan.game_id, settle_reply, partial(self._stored, plan)
+        )
+
+    def _stored(self, plan: TurnPlan, message: Message, art_job: ArtJob | None) -> None:
         """What follows a stored turn at once: the next turn may start, art and memory go on."""
         if message.content:
             self.planner.remember(
@@ -128,7 +129,7 @@ class TurnFinisher:
             )
         # Stored: its followers may post the next turn now, not "while it is still writing".
         self.hub.close(plan.reply_id)
-        if queued_art and self.art is not None:
+        if art_job is not None and self.art is not None:
             self.art.wake()
         if (
             self.memory is not None
@@ -140,22 +141,20 @@ class TurnFinisher:
             self._folds.add(task)
             task.add_done_callback(self._folds.discard)
 
-    def _queue_art(self, session, game: Game, message: Message, raw: str) -> bool:  # type: ignore[no-untyped-def]
-        """Add a scene-art job for a finished turn when one is due; True if one was added.
+    def _art_job(self, game: Game, message: Message, raw: str) -> ArtJob | None:
+        """A scene-art job for a finished turn when one is due (stored with the turn).
 
         A picture the backend put in the reply as a markdown image is fetched rather than
         painted (and taken out of the narration); otherwise the game's image mode decides.
         """
         if self.art is None or message.status != "done" or game.image_mode == "off":
-            return False
+            return None
         world = self.catalog.worlds[game.world_id]
         linked = markdown_images(raw)
         if linked:
             message.content = strip_markdown_images(message.content)
             scene = message.scene or {"title": world.name}
-            session.add(new_job(game, scene, world, message.id, source_url=linked[0]))
-            return True
+            return new_job(game, scene, world, message.id, source_url=linked[0])
         if wants_picture(game.image_mode, message.scene):
-            session.add(new_job(game, message.scene or {}, world, message.id))
-            return True
-        return False
+            return new_job(game, message.scene or {}, world, message.id)
+        return None

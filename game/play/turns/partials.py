@@ -6,10 +6,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
-from game.store.models import Message
+from game.store.db import Sessions
+from game.store.turn_rows import save_partial_texts
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +22,7 @@ class PartialSaver:
     what was saved survives a crash and is shown as the interrupted turn's text.
     """
 
-    sessions: async_sessionmaker
+    sessions: Sessions
     _unsaved: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # text, raw parts
     _task: asyncio.Task | None = None
 
@@ -47,15 +45,7 @@ class PartialSaver:
             ]
             if not batch:
                 continue
-            table = Message.__table__
-            statement = (
-                update(table)
-                .where(table.c.id == bindparam("reply_id"), table.c.status == "streaming")
-                .values(content=bindparam("text"), raw=bindparam("raw_text"))
-            )
             try:
-                async with self.sessions() as session:
-                    await session.execute(statement, batch)
-                    await session.commit()
+                await save_partial_texts(self.sessions, batch)
             except Exception:  # a missed save only costs crash safety; keep streaming
                 log.exception("saving partial turns failed")

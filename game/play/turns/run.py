@@ -13,8 +13,6 @@ import logging
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
 from game.ai.provider import Provider, ProviderError, TruncatedReply
 from game.play.errors import PlayError
 from game.play.fanout import TurnFanout
@@ -23,6 +21,7 @@ from game.play.turn_format import NarrationStream
 from game.play.turns.finish import INTERRUPTED_NOTICE, STOPPED_NOTICE, TurnFinisher
 from game.play.turns.partials import PartialSaver
 from game.play.turns.plan import TurnPlan
+from game.store.db import Sessions
 from game.store.instances import Instance
 from game.store.models import Game, Message, utcnow
 from game.store.repo import GameRepo
@@ -37,7 +36,7 @@ BUSY_RETRY_SECONDS = 5  # Retry-After when this process writes as many turns as 
 class TurnRunner:
     """Starts turns' generation tasks and stores what they wrote; one per app process."""
 
-    sessions: async_sessionmaker
+    sessions: Sessions
     provider: Provider
     hub: TurnHub
     finisher: TurnFinisher

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
 from game.ai.provider import Provider
 from game.play.art import ArtService
 from game.play.errors import PlayError
@@ -22,6 +20,7 @@ from game.play.turns.finish import TurnFinisher
 from game.play.turns.plan import Planner, new_reply
 from game.play.turns.run import TurnRunner
 from game.play.turns.stop import TurnStopper
+from game.store.db import Sessions
 from game.store.instances import Instance
 from game.store.models import Game, Message, new_id
 from game.store.repo import GameRepo
@@ -37,7 +36,7 @@ UNANSWERED_NOTICE = (
 class TurnService:
     """Starts, stops and rearranges turns; one per app process."""
 
-    sessions: async_sessionmaker
+    sessions: Sessions
     catalog: Catalog
     provider: Provider
     hub: TurnHub

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
 from game.play.fanout import TurnFanout
 from game.play.live import TurnHub
 from game.play.turns.finish import INTERRUPTED_NOTICE, STOPPED_NOTICE, TurnFinisher
 from game.play.turns.plan import Planner, TurnPlan
+from game.store.db import Sessions
 from game.store.instances import Instance
-from game.store.models import Game, Message
+from game.store.models import Message
+from game.store.turn_rows import read_turn, reply_status, streaming_replies
 
 STOP_WAIT_SECONDS = 5.0  # how long a Stop relayed to another process may take to land
 
@@ -22,7 +21,7 @@ STOP_WAIT_SECONDS = 5.0  # how long a Stop relayed to another process may take t
 class TurnStopper:
     """Stops running turns and settles the ones nobody writes any more."""
 
-    sessions: async_sessionmaker
+    sessions: Sessions
     hub: TurnHub
     planner: Planner
     finisher: TurnFinisher
@@ -59,11 +58,7 @@ class TurnStopper:
         deadline = asyncio.get_running_loop().time() + STOP_WAIT_SECONDS
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-            async with self.sessions() as session:
-                status = await session.scalar(
-                    select(Message.status).where(Message.id == message_id)
-                )
-            if status != "streaming":
+            if await reply_status(self.sessions, message_id) != "streaming":
                 return True
         return False
 
@@ -73,14 +68,7 @@ class TurnStopper:
         Runs at start-up and, where processes share the database, now and then: only turns
         whose owning process is gone are touched.
         """
-        async with self.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(Message.id, Message.raw, Message.content, Message.owner).where(
-                        Message.status == "streaming"
-                    )
-                )
-            ).all()
+        rows = await streaming_replies(self.sessions)
         if not rows:
             return 0
         owners = {row.owner for row in rows}
@@ -97,17 +85,12 @@ class TurnStopper:
 
     async def _plan_from_database(self, message_id: str) -> TurnPlan | None:
         """What a turn built on, read back from the database (for turns without a live task)."""
-        async with self.sessions() as session:
-            message = await session.get(Message, message_id)
-            if message is None:
-                return None
-            game = await session.get(Game, message.game_id)
-            user = await session.get(Message, message.parent_id) if message.parent_id else None
-            anchor = await session.get(Message, user.parent_id) if user and user.parent_id else None
-            assert game is not None
-            plan = self.planner.plan(
-                game, message, anchor=anchor, action=user.content if user else "", history=[]
-            )
-            await session.rollback()
+        turn = await read_turn(self.sessions, message_id)
+        if turn is None:
+            return None
+        action = turn.user.content if turn.user else ""
+        plan = self.planner.plan(
+            turn.game, turn.reply, anchor=turn.anchor, action=action, history=[]
+        )
         plan.committed.set()
         return plan
