@@ -219,9 +219,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[HTMXPlugin()],  # every request an HTMXRequest: `request.htmx` (sent by htmx?)
         template_config=TemplateConfig(instance=template_engine),
         exception_handlers=errors.handlers,
-        # Logging is set up once, by `python -m game` (its redacting formatter); Litestar's
-        # default would replace the root handler with one that writes secrets as they are.
-        logging_config=None,
+        logging_config=None,  # `python -m game` logs through a redacting handler; keep it
         state=State(
             {
                 "settings": settings,
