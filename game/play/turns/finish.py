@@ -36,32 +36,34 @@ UNREADABLE_STATE_NOTICE = (
 )
 
 
-def settle(
-    message: Message,
-    plan: TurnPlan,
-    raw: str,
-    streamed: str,
-    outcome: str,
-    notice: str,
-    narration_complete: bool = False,
-) -> None:
+@dataclass(frozen=True)
+class Ending:
+    """How a turn's generation ended: what the model wrote, and how its stream stopped."""
+
+    raw: str  # the model's whole output
+    streamed: str  # the narration the player saw
+    outcome: str = "done"  # "done", "stopped", "interrupted" or "failed"
+    notice: str = ""  # what the player is told about how it ended
+    narration_complete: bool = False  # the story part arrived whole
+
+
+def settle(message: Message, plan: TurnPlan, ending: Ending) -> None:
     """Give the reply row its final text, state, choices, hint, scene, status and notice.
 
-    `outcome` is how the stream ended ("done", "stopped", "interrupted" or "failed"); a turn
-    that did not finish keeps the state and choices it started from.
+    A turn that did not end "done" keeps the state and choices it started from.
     """
     before = plan.state_before
-    message.raw = raw
-    message.content = streamed.strip()
+    message.raw = ending.raw
+    message.content = ending.streamed.strip()
     message.state = before.model_dump()
     message.choices = plan.choices_before
-    message.status, message.notice = outcome, notice
-    if outcome != "done":
+    message.status, message.notice = ending.outcome, ending.notice
+    if ending.outcome != "done":
         return
     try:
-        turn = parse_turn(raw)
+        turn = parse_turn(ending.raw)
     except TurnFormatError as exc:
-        if narration_complete and any(ch.isalpha() for ch in message.content):
+        if ending.narration_complete and any(ch.isalpha() for ch in message.content):
             # The story part arrived whole; only the structured part is unusable.
             message.choices = FALLBACK_CHOICES
             message.notice = UNREADABLE_STATE_NOTICE
@@ -70,7 +72,7 @@ def settle(
             message.notice = f"{exc} It may have been cut off. Write the turn again to retry."
         return
     # A continued reply's narration is only the rest: keep what was streamed.
-    message.content = streamed.strip() if plan.prefix else turn.narration
+    message.content = ending.streamed.strip() if plan.prefix else turn.narration
     message.hint = turn.hint
     message.scene = turn.scene or None
     message.state = merge_state(before, turn.state_update).model_dump()
@@ -92,15 +94,7 @@ class TurnFinisher:
     closing: bool = False  # the process is shutting down: no new memory folds
     _folds: set[asyncio.Task] = field(default_factory=set)
 
-    async def finish(
-        self,
-        plan: TurnPlan,
-        raw: str,
-        streamed: str,
-        outcome: str,
-        notice: str,
-        narration_complete: bool = False,
-    ) -> None:
+    async def finish(self, plan: TurnPlan, ending: Ending) -> None:
         """Store the finished turn in one transaction, then queue its art and memory fold.
 
         It waits until the turn's own rows are committed; a turn whose rows were lost (or
@@ -114,8 +108,8 @@ class TurnFinisher:
             return
 
         def settle_reply(message: Message, game: Game | None) -> ArtJob | None:
-            settle(message, plan, raw, streamed, outcome, notice, narration_complete)
-            return self._art_job(game, message, raw) if game is not None else None
+            settle(message, plan, ending)
+            return self._art_job(game, message, ending.raw) if game is not None else None
 
         await store_finished_turn(
             self.sessions, plan.reply_id, plan.game_id, settle_reply, partial(self._stored, plan)

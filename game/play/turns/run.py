@@ -18,7 +18,7 @@ from game.play.errors import PlayError
 from game.play.fanout import TurnFanout
 from game.play.live import LiveTurn, TurnHub
 from game.play.turn_format import NarrationStream
-from game.play.turns.finish import INTERRUPTED_NOTICE, STOPPED_NOTICE, TurnFinisher
+from game.play.turns.finish import INTERRUPTED_NOTICE, STOPPED_NOTICE, Ending, TurnFinisher
 from game.play.turns.partials import PartialSaver
 from game.play.turns.plan import TurnPlan
 from game.store.db import Sessions
@@ -147,11 +147,7 @@ class TurnRunner:
             await asyncio.shield(
                 self.finisher.finish(
                     plan,
-                    "".join(raw_parts),
-                    live.text,
-                    outcome,
-                    notice,
-                    narration_complete=narration.complete,
+                    Ending("".join(raw_parts), live.text, outcome, notice, narration.complete),
                 )
             )
         finally:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from game.play.fanout import TurnFanout
 from game.play.live import TurnHub
-from game.play.turns.finish import INTERRUPTED_NOTICE, STOPPED_NOTICE, TurnFinisher
+from game.play.turns.finish import INTERRUPTED_NOTICE, STOPPED_NOTICE, Ending, TurnFinisher
 from game.play.turns.plan import Planner, TurnPlan
 from game.store.db import Sessions
 from game.store.instances import Instance
@@ -38,9 +38,8 @@ class TurnStopper:
         if self.instance is None or await self.instance.dead({message.owner}):
             plan = await self._plan_from_database(message.id)
             if plan is not None:
-                await self.finisher.finish(
-                    plan, message.raw, message.content, "stopped", STOPPED_NOTICE
-                )
+                ending = Ending(message.raw, message.content, "stopped", STOPPED_NOTICE)
+                await self.finisher.finish(plan, ending)
 
     async def stop_here(self, message_id: str) -> bool:
         """Stop the turn if this process writes it; True if it did."""
@@ -79,7 +78,8 @@ class TurnStopper:
                 continue
             plan = await self._plan_from_database(message_id)
             if plan is not None:
-                await self.finisher.finish(plan, raw, content, "interrupted", INTERRUPTED_NOTICE)
+                ending = Ending(raw, content, "interrupted", INTERRUPTED_NOTICE)
+                await self.finisher.finish(plan, ending)
                 recovered += 1
         return recovered
 
