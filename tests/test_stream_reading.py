@@ -106,3 +106,53 @@ def test_an_event_cut_off_before_its_blank_line_is_not_read() -> None:
     reads = [b"data: " + chunk("One ") + b"\n\n", b"data: " + chunk("two.")]
     pieces, _ = run(serve_and_read(*reads))
     assert pieces == ["One "]
+
+
+def test_a_request_on_a_connection_the_server_just_closed_is_sent_again() -> None:
+    # before: llama-server closes the connection after each streamed reply while announcing
+    # keep-alive; a request sent in that instant failed ("Server disconnected without sending
+    # a response"), and the turn or the start-up probe with it (2 of 40 in a row there)
+    requests = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        first = True
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+            requests += 1
+            if not first:  # the kept-alive connection's next request: closed, no answer
+                break
+            first = False
+            body = b"data: " + chunk("Hello there.") + b"\n\ndata: [DONE]\n\n"
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+        writer.close()
+
+    async def two_turns() -> list[list[str]]:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = make_client(f"http://127.0.0.1:{port}/v1", "", connect=5, read=5)
+        provider = OpenAICompatProvider(client, "any-model")
+        try:
+            return [
+                [piece async for piece in provider.stream_turn(TurnRequest([], BASE))]
+                for _ in range(2)
+            ]
+        finally:
+            await client.close()
+            server.close()
+
+    assert run(two_turns()) == [["Hello there."], ["Hello there."]]
+    assert requests == 3  # the second turn's request, closed on, then sent again

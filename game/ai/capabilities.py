@@ -86,15 +86,18 @@ async def _json_schema(client: openai.AsyncOpenAI, model: str, caps: Capabilitie
                 "json_schema": {"name": "probe", "schema": schema},
             },
         )
-        value = json.loads(text)
     except openai.APIStatusError as exc:
         caps.json_schema = False
         caps.notes["json_schema"] = f"rejected ({exc.status_code})"
         return
-    except Exception:
+    except Exception as exc:  # no answer at all: say why, rather than "ignored"
         caps.json_schema = False
-        caps.notes["json_schema"] = "ignored: JSON is asked for in the prompt instead"
+        caps.notes["json_schema"] = from_exception(exc, PROBE_TIMEOUT).args[0]
         return
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
     caps.json_schema = isinstance(value, dict) and isinstance(value.get("word"), str)
     if not caps.json_schema:
         caps.notes["json_schema"] = "ignored: JSON is asked for in the prompt instead"

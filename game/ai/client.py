@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
+import httpx2
 import openai
 
 log = logging.getLogger(__name__)
@@ -18,19 +20,39 @@ def bare_model_id(model: str) -> str:
     return model.removeprefix("chatgpt-web/") or "auto"
 
 
-def make_client(base_url: str, api_key: str, connect: float, read: float) -> openai.AsyncOpenAI:
-    """An SDK client with explicit timeouts and no automatic retries (no hidden retry storms).
+STALE_CONNECTION = "without sending a response"  # httpx's words for a dead kept-alive socket
 
-    It keeps the SDK's own HTTP transport: it checks a pooled connection before reusing it.
+
+class ResendingHttpClient(openai.DefaultAsyncHttpxClient):
+    """The SDK's HTTP client, sending a request once more when its kept-alive connection turns
+    out to be closed before any answer.
+
     llama-server closes the connection after every streamed reply while still announcing
-    keep-alive, and the aiohttp transport reused those dead connections: the request right after
-    a streamed one failed at once (the probe's json_schema check among them).
+    keep-alive. The SDK's transport checks a pooled connection before reusing it, but a request
+    sent in the instant before the close arrives fails with "Server disconnected without sending
+    a response" (2 of 40 back-to-back requests here): a turn, or the start-up probe, failed for
+    it. The server answered nothing, so it did nothing; browsers resend in this case too.
     """
+
+    async def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+        try:
+            return await super().send(request, **kwargs)
+        except httpx2.RemoteProtocolError as exc:
+            if STALE_CONNECTION not in str(exc):
+                raise
+            log.info("resending %s %s on a new connection", request.method, request.url.path)
+            return await super().send(request, **kwargs)
+
+
+def make_client(base_url: str, api_key: str, connect: float, read: float) -> openai.AsyncOpenAI:
+    """An SDK client with explicit timeouts and no automatic retries (no hidden retry storms),
+    on the SDK's own HTTP transport (see `ResendingHttpClient` for its one resend)."""
     return openai.AsyncOpenAI(
         base_url=base_url.rstrip("/"),
         api_key=api_key or "not-needed",
         timeout=openai.Timeout(read, connect=connect),
         max_retries=0,
+        http_client=ResendingHttpClient(),
     )
 
 
