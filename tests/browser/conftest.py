@@ -35,6 +35,8 @@ def browser() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def game_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The app with a mock narrator slow enough to reload and stop mid-stream."""
-    srv = make_server(tmp_path_factory.mktemp("browser"), CHATGAME_MOCK_DELAY_MS="15").start()
+    srv = make_server(
+        tmp_path_factory.mktemp("browser"), in_process=True, CHATGAME_MOCK_DELAY_MS="15"
+    ).start()
     yield srv
     srv.stop()

@@ -18,6 +18,7 @@ PASSWORD = "lantern-night-42"
 def lan_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = make_server(
         tmp_path_factory.mktemp("browser-lan"),
+        in_process=True,
         CHATGAME_HOST="0.0.0.0",
         CHATGAME_PASSWORD=PASSWORD,
         CHATGAME_TURN_RATE="2/minute",  # the new game and one action

@@ -30,7 +30,9 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def scenario_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = make_server(tmp_path_factory.mktemp("scenarios"), CHATGAME_MOCK_DELAY_MS="2").start()
+    srv = make_server(
+        tmp_path_factory.mktemp("scenarios"), in_process=True, CHATGAME_MOCK_DELAY_MS="2"
+    ).start()
     yield srv
     srv.stop()
 
@@ -60,7 +62,7 @@ def test_text_scenarios_from_the_page(browser, scenario_server: Server, scenario
     ("scenario", "badge"), [("art-fails", "Picture failed"), ("art-slow", "Painting the scene")]
 )
 def test_art_scenarios_from_the_page(browser, tmp_path, scenario: str, badge: str) -> None:  # type: ignore[no-untyped-def]
-    server = make_server(tmp_path, CHATGAME_MOCK_DELAY_MS="5").start()
+    server = make_server(tmp_path, in_process=True, CHATGAME_MOCK_DELAY_MS="5").start()
     try:
         page = new_page(browser)
         page.goto(f"{server.url}/games/new")

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def art_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Mock mode, slow enough (a picture takes ~1.6 s) to watch a job's states."""
-    srv = make_server(tmp_path_factory.mktemp("art"), CHATGAME_MOCK_DELAY_MS="40").start()
+    srv = make_server(
+        tmp_path_factory.mktemp("art"), in_process=True, CHATGAME_MOCK_DELAY_MS="40"
+    ).start()
     yield srv
     srv.stop()
 
@@ -54,7 +56,9 @@ def test_recommended_picture_appears_then_cancel_and_gallery(browser, art_server
 
 
 def test_retry_a_failed_picture(browser, fake_backend: FakeBackend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server = make_server(tmp_path, CHATGAME_OPENAI_BASE_URL=fake_backend.base_url("openai")).start()
+    server = make_server(
+        tmp_path, in_process=True, CHATGAME_OPENAI_BASE_URL=fake_backend.base_url("openai")
+    ).start()
     try:
         page = new_page(browser)
         page.goto(server.url + "/games/new")
