@@ -137,27 +137,36 @@ def read_events(
     return events
 
 
-def settings_from_env(env: dict[str, str]) -> Settings:
+def app_env(tmp: Path) -> dict[str, str]:
+    """The CHATGAME_* variables that give an app under test its own database and files, an
+    instant mock narrator and a secret key."""
+    return {
+        **database_env(tmp),
+        "CHATGAME_IMAGE_DIR": str(tmp / "images"),
+        "CHATGAME_MOCK_DELAY_MS": "0",
+        "CHATGAME_SECRET_KEY": "test-secret-" + tmp.name,
+    }
+
+
+def settings_from_env(env: dict[str, str], **overrides: object) -> Settings:
     """The settings `python -m game` would read from these variables (and no .env file)."""
-    values = {
+    values: dict[str, object] = {
         name.removeprefix("CHATGAME_").lower(): value
         for name, value in env.items()
         if name.startswith("CHATGAME_")
     }
-    return load_settings(_env_file=None, **values)
+    return load_settings(_env_file=None, **(values | overrides))
+
+
+def app_settings(tmp: Path, **overrides: object) -> Settings:
+    """Settings for an app built in this process (`create_app`), from `app_env`."""
+    return settings_from_env(app_env(tmp), **overrides)
 
 
 def make_server(tmp: Path, *, in_process: bool = False, **env: str) -> Server:
     port = free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith("CHATGAME_")}
-    base.update(
-        CHATGAME_PORT=str(port),
-        **database_env(tmp),
-        CHATGAME_IMAGE_DIR=str(tmp / "images"),
-        CHATGAME_MOCK_DELAY_MS="0",
-        CHATGAME_SECRET_KEY="test-secret-" + tmp.name,
-    )
-    base.update(env)
+    base |= {"CHATGAME_PORT": str(port), **app_env(tmp)} | env
     return Server(
         url=f"http://127.0.0.1:{port}",
         data_dir=tmp,
@@ -165,20 +174,6 @@ def make_server(tmp: Path, *, in_process: bool = False, **env: str) -> Server:
         in_process=in_process,
         log_path=tmp / "server.log",
     )
-
-
-def app_settings(tmp: Path, **overrides: object) -> Settings:
-    """Settings for an app built in this process (`create_app`): its own database and files,
-    an instant mock narrator, and nothing read from the machine's .env file."""
-    database = database_env(tmp)
-    values: dict[str, object] = {
-        "db_path": tmp / "arcadia.sqlite",
-        "database_url": database.get("CHATGAME_DATABASE_URL", ""),
-        "image_dir": tmp / "images",
-        "mock_delay_ms": 0,
-        "secret_key": "test-secret-" + tmp.name,
-    }
-    return Settings(_env_file=None, **(values | overrides))  # type: ignore[arg-type, call-arg]
 
 
 _CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from litestar import Litestar
-from litestar.testing import TestClient
 
 from game.app import create_app
 from game.settings import Settings
@@ -34,13 +33,6 @@ def settings(tmp_path: Path) -> Settings:
 def app(settings: Settings) -> Litestar:
     """The app built from `settings`, in this process."""
     return create_app(settings)
-
-
-@pytest.fixture
-def client(app: Litestar) -> Iterator[TestClient]:
-    """A client of `app`, started (its lifespan runs) for the test's duration."""
-    with TestClient(app, base_url="http://127.0.0.1", timeout=30) as test_client:
-        yield test_client
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import gc
 
 import pytest
+from litestar import Litestar
 from litestar.testing import TestClient
 
-from game.app import create_app
 from game.bulk import collection_paused, empty_in_steps
-from game.settings import Settings
 
 
 @pytest.fixture(autouse=True)
@@ -50,12 +49,10 @@ def test_empty_in_steps_empties_the_list() -> None:
     assert items == []
 
 
-def test_a_started_app_keeps_its_start_up_objects_out_of_full_collections(
-    settings: Settings,
-) -> None:
+def test_a_started_app_keeps_its_start_up_objects_out_of_full_collections(app: Litestar) -> None:
     # before: each full collection looked at the ~million objects a started app holds for its
     # whole life, 125-145 ms with every request of the process stopped (bench/no_freeze, idle)
     gc.unfreeze()  # what other apps in this test process froze does not count
-    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:  # starting it freezes
         assert client.get("/healthz").status_code == 200
         assert gc.get_freeze_count() > 100_000
