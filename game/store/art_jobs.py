@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, select, update
 
 from game.store.db import Sessions
-from game.store.instances import Instance
+from game.store.instances import Instance, dead_owners
 from game.store.models import ArtJob, Game, utcnow
 
 
@@ -75,7 +75,7 @@ async def recover_jobs(
         if not rows:
             return 0
         owners = {row.owner for row in rows}
-        dead = await instance.dead(owners) if instance is not None else owners
+        dead = await dead_owners(instance, owners)
         recovered = 0
         for job_id, owner, attempts in rows:
             if owner not in dead or job_id in skip:

@@ -91,3 +91,8 @@ class Instance:
                 else:
                     if count:
                         log.warning("settled %d item(s) left by a crashed process", count)
+
+
+async def dead_owners(instance: Instance | None, owners: set[str]) -> set[str]:
+    """Which owners no longer run; with no `instance` (no process identity), all of them."""
+    return await instance.dead(owners) if instance is not None else set(owners)

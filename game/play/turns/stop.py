@@ -10,7 +10,7 @@ from game.play.live import TurnHub
 from game.play.turns.finish import INTERRUPTED_NOTICE, STOPPED_NOTICE, Ending, TurnFinisher
 from game.play.turns.plan import Planner, TurnPlan
 from game.store.db import Sessions
-from game.store.instances import Instance
+from game.store.instances import Instance, dead_owners
 from game.store.models import Message
 from game.store.turn_rows import read_turn, reply_status, streaming_replies
 
@@ -35,7 +35,7 @@ class TurnStopper:
         if self.fanout is not None and await self._stop_elsewhere(message.id):
             return
         # Nobody writes it any more (its process crashed): settle the row directly.
-        if self.instance is None or await self.instance.dead({message.owner}):
+        if await dead_owners(self.instance, {message.owner}):
             plan = await self._plan_from_database(message.id)
             if plan is not None:
                 ending = Ending(message.raw, message.content, "stopped", STOPPED_NOTICE)
@@ -71,7 +71,7 @@ class TurnStopper:
         if not rows:
             return 0
         owners = {row.owner for row in rows}
-        dead = await self.instance.dead(owners) if self.instance is not None else owners
+        dead = await dead_owners(self.instance, owners)
         recovered = 0
         for message_id, raw, content, owner in rows:
             if owner not in dead or self.hub.get(message_id) is not None:
