@@ -5,7 +5,8 @@ Run: `python -m tests.fake_openai --port N`. Each profile lives under its own pr
 (chatgpt-to-api). Tests script the next reply of a profile with
 `POST /_control/script {"profile": ..., "fault": ..., ...}` and read what the server saw from
 `GET /_control/log`. Faults: slow-first-token, stall, drop, malformed, 429, 500, in-band,
-non-json, truncate, empty, length.
+non-json, truncate, empty, length, and `status`: answer `{"status": N, "body": ...}` as given
+(a string body is sent as text, anything else as JSON), with optional `headers`.
 
 It is plain ASGI so that it can misbehave exactly like the real servers (dropped connections,
 broken chunks) without a framework smoothing things over.
@@ -158,6 +159,10 @@ async def chat(
         return
     if fault == "500":
         await send_json(send, 500, error_body(profile, 500, "upstream exploded", "server_error"))
+        return
+    if fault == "status":  # any error shape a backend answers with, exactly as scripted
+        headers = [(k.encode(), str(v).encode()) for k, v in script.get("headers", {}).items()]
+        await send_json(send, int(script["status"]), script.get("body", ""), headers)
         return
     if not body.get("stream"):
         text = reply_text(profile, body, script)

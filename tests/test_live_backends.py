@@ -338,3 +338,96 @@ def test_a_reply_holding_nul_characters_is_stored_and_shown(
     assert "The bell\ufffd rings." in narration_of_head(page), narration_of_head(page)
     assert "Go\ufffd" in page and "msg--streaming" not in page
     assert player.get(f"/games/{game}/export.json").status_code == 200
+
+
+# Every error shape the backends in shared/docs/backends.md (and the proxies before them) answer
+# with: (status, body, words the notice must hold).
+ERROR_SHAPES = [
+    (
+        401,
+        {
+            "error": {
+                "message": "Incorrect API key provided",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+        },
+        "Incorrect API key provided",
+    ),
+    (
+        401,
+        {"error": {"code": 401, "message": "Invalid API Key", "type": "authentication_error"}},
+        "Invalid API Key",
+    ),
+    (
+        500,
+        {"error": {"code": 500, "message": "llama_decode failed", "type": "server_error"}},
+        "llama_decode failed",
+    ),
+    (
+        502,
+        {
+            "error": {
+                "message": "upstream conversation failed",
+                "type": "provider_error",
+                "code": "chatgpt_provider_error",
+                "provider": "chatgpt-web",
+            }
+        },
+        "upstream conversation failed",
+    ),
+    (502, {"detail": "Upstream said no"}, "Upstream said no"),
+    (
+        500,
+        {"detail": {"message": "chat2api lost its session", "code": 500}},
+        "chat2api lost its session",
+    ),
+    (
+        400,
+        {"detail": [{"loc": ["body", "model"], "msg": "Field required", "type": "missing"}]},
+        "Field required",
+    ),
+    (500, "Internal Server Error: upstream failed", "Internal Server Error: upstream failed"),
+    (502, "<html><body><h1>502 Bad Gateway</h1></body></html>", "backend failed (502)"),
+    (
+        500,
+        {"error": {"message": '{"error": {"message": "nested sorrow", "code": 7}}'}},
+        "nested sorrow",
+    ),
+    (500, "", "backend failed (500)"),
+    (
+        400,
+        {
+            "error": {
+                "message": "litellm.BadRequestError: no such deployment",
+                "type": None,
+                "param": None,
+                "code": "400",
+            }
+        },
+        "no such deployment",
+    ),
+    (404, {"error": "model 'tinyllama' not found"}, "model 'tinyllama' not found"),
+    (500, [1, 2, 3], "backend failed (500)"),
+    (503, {"unexpected": {"nested": True}}, "backend failed (503)"),
+    (500, "Error code: 500 - {'error': {'message': 'python repr'}}", "Error code: 500"),
+]
+
+
+def test_no_error_body_reaches_a_notice_as_json_or_markup(
+    openai_server: Server, fake_backend: FakeBackend
+) -> None:
+    """Each shape plays a turn that fails: the notice holds the server's sentence (or says
+    what failed), never braces, quotes of JSON keys or tags."""
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    for status, body, words in ERROR_SHAPES:
+        fake_backend.script("openai", fault="status", status=status, body=body)
+        player.post(f"/games/{game}/turns", {"action": "I wait for an answer."})
+        player.finish_turn(game)
+        page = player.play_page(game)
+        notice = notice_of_head(page)
+        assert words.replace("'", "&#39;") in notice, (status, body, notice)
+        for raw in ("{", "}", "[", "&#34;", "&lt;", "error&#34;"):
+            assert raw not in notice, (status, body, notice)

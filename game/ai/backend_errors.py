@@ -45,24 +45,50 @@ def retry_after_seconds(headers: Any, body_text: str = "") -> int | None:
     return int(match.group(1)) if match else None
 
 
+# Where each shape keeps its sentence: OpenAI's {"error": {...}} (which the SDK hands over
+# already unwrapped, as {"message", "type", "code"}), FastAPI's {"detail": ...} and others.
+_DETAIL_KEYS = ("error", "detail", "message", "msg", "error_description", "reason")
+
+
 def error_detail(body: Any, text: str = "") -> str:
-    """The readable part of an error body: OpenAI {"error": ...}, FastAPI {"detail": ...}, text."""
-    if isinstance(body, dict):
-        error = body.get("error", body.get("detail"))
-        if isinstance(error, dict):
-            error = error.get("message") or error.get("detail") or error.get("code")
-        if isinstance(error, list):  # FastAPI validation errors
-            error = "; ".join(
-                str(e.get("msg", e)) if isinstance(e, dict) else str(e) for e in error
-            )
-        if error:
-            return " ".join(str(error).split())[:300]
-    if isinstance(body, str) and body.strip():
-        text = body
-    text = " ".join(text.split())
-    if text.startswith("<"):  # an HTML error page says nothing useful
+    """The sentence in an error body, whatever its shape; "" when it holds none.
+
+    `body` is what the SDK parsed (a dict, list or string), `text` the raw response. JSON inside
+    a message is unpacked, HTML pages say nothing: a player never reads raw JSON or markup.
+    """
+    return _sentence(body, 0) or _sentence(text, 0)
+
+
+def _sentence(value: Any, depth: int) -> str:
+    if depth > 4 or value is None:
         return ""
+    if isinstance(value, dict):
+        for key in _DETAIL_KEYS:
+            found = _sentence(value.get(key), depth + 1)
+            if found:
+                return found
+        return ""
+    if isinstance(value, list):  # FastAPI validation errors: one sentence each
+        return "; ".join(filter(None, (_sentence(item, depth + 1) for item in value)))[:300]
+    text = " ".join(str(value).split())
+    if text[:1] in ("{", "["):
+        try:
+            return _sentence(json.loads(text), depth + 1)
+        except ValueError:
+            return ""  # cut-off JSON is no sentence either
+    if text.startswith("<"):  # an HTML error page
+        return ""
+    if "{" in text:  # a sentence with a dump after it ("Error code: 500 - {'error': ...}")
+        text = text.split("{", 1)[0].rstrip(" -:=(")
     return text[:300]
+
+
+def _error_code(body: Any) -> str:
+    """The machine-readable code or type of an error body (wrapped or not), lower-cased."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return ""
+    return str(inner.get("code") or inner.get("type") or "").lower()
 
 
 def _wait_phrase(seconds: int | None) -> str:
@@ -76,9 +102,7 @@ def _wait_phrase(seconds: int | None) -> str:
 def from_status(status: int, body: Any, headers: Any = None, text: str = "") -> ProviderError:
     """A ProviderError for an HTTP error status from the backend."""
     detail = error_detail(body, text)
-    code = ""
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        code = str(body["error"].get("code") or body["error"].get("type") or "")
+    code = _error_code(body)
     said = f" ({detail})" if detail else ""
     if status == 429 or "rate_limit" in code:
         wait = retry_after_seconds(headers, json.dumps(body) if body else text)
