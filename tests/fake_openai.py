@@ -154,7 +154,7 @@ async def chat(
             send,
             429,
             error_body(profile, 429, "Rate limit reached", "rate_limited"),
-            [(b"retry-after", b"7")],
+            [(b"retry-after", str(script.get("retry_after", 7)).encode())],
         )
         return
     if fault == "500":

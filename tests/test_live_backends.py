@@ -92,7 +92,7 @@ def test_a_full_turn_on_every_backend_profile(
         ("stall", "went silent for 3 seconds"),
         ("drop", "dropped in the middle of the reply"),
         ("malformed", "malformed piece of the reply"),
-        ("429", "Try again in 7 seconds"),
+        ("429", "Try again in 2 seconds"),
         ("500", "backend failed (500)"),
         ("in-band", "You&#39;ve reached the current usage cap"),
         ("truncate", "may have been cut off"),
@@ -107,7 +107,7 @@ def test_faults_end_in_a_clear_message_with_text_kept_and_retry(
     game = player.new_game()
     player.finish_turn(game)
     before = meters(player.play_page(game))
-    fake_backend.script("openai", fault=fault, after=12)
+    fake_backend.script("openai", fault=fault, after=12, retry_after=2)
     player.post(f"/games/{game}/turns", {"choice": "c1"})
     player.finish_turn(game)
     page = player.play_page(game)
@@ -118,8 +118,12 @@ def test_faults_end_in_a_clear_message_with_text_kept_and_retry(
         assert narration_of_head(page).strip(), "the partial text is kept"
     assert meters(page) == before  # state unchanged
     assert "Write this turn again" in page
-    # Retry writes the turn again, and this time it works
+    # Retry writes the turn again, and this time it works (after the pause a 429 asked for)
     head = player.head_id(game)
+    if fault == "429":
+        early = player.post(f"/games/{game}/messages/{head}/retry")
+        assert early.status_code == 429 and "Try again in" in early.text
+        time.sleep(2.1)
     assert player.post(f"/games/{game}/messages/{head}/retry").status_code == 303
     assert "The fake narrator hears you" in player.finish_turn(game)
     assert "msg--failed" not in player.play_page(game)
@@ -431,3 +435,70 @@ def test_no_error_body_reaches_a_notice_as_json_or_markup(
         assert words.replace("'", "&#39;") in notice, (status, body, notice)
         for raw in ("{", "}", "[", "&#34;", "&lt;", "error&#34;"):
             assert raw not in notice, (status, body, notice)
+
+
+def retry_button(page: str) -> str:
+    """The head turn's "Write this turn again" button, as HTML ("" when there is none)."""
+    found = re.findall(r"<button[^>]*>Write this turn again.*?</button>", page, re.S)
+    return found[-1] if found else ""
+
+
+def test_a_rate_limit_counts_down_on_the_retry_button(
+    openai_server: Server, fake_backend: FakeBackend
+) -> None:
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    fake_backend.script("openai", fault="429", retry_after=30)
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    player.finish_turn(game)
+    button = retry_button(player.play_page(game))
+    assert "disabled" in button, button
+    wait = int(re.search(r'data-retry-in="(\d+)"', button).group(1))  # type: ignore[union-attr]
+    assert 25 <= wait <= 30 and f"(in {wait} s)" in button
+    refused = player.post(f"/games/{game}/messages/{player.head_id(game)}/retry", htmx=True)
+    assert refused.status_code == 429 and "Try again in" in refused.text
+    assert int(refused.headers["retry-after"]) <= 30
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "fix"),
+    [
+        (401, {"error": {"message": "Incorrect API key", "code": "invalid_api_key"}}, "API key"),
+        (403, {"detail": "Forbidden"}, "API key"),
+        (404, {"error": "model 'tinyllama' not found"}, "chat model setting"),
+        (400, {"error": {"message": "Unsupported model gpt-9", "code": "bad"}}, "chat model"),
+    ],
+)
+def test_a_failure_that_a_retry_cannot_fix_says_what_to_fix_instead(
+    openai_server: Server, fake_backend: FakeBackend, status: int, body: object, fix: str
+) -> None:
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    fake_backend.script("openai", fault="status", status=status, body=body)
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    player.finish_turn(game)
+    page = player.play_page(game)
+    assert fix in notice_of_head(page)
+    assert retry_button(page) == ""  # no blind retry
+    assert "Check the backend settings" in page
+
+
+def test_only_the_latest_cut_short_turn_offers_its_tools(
+    openai_server: Server, fake_backend: FakeBackend
+) -> None:
+    """A turn played after a failed one takes the failed turn's retry tools off the page (the
+    page's script swaps its panels in; nothing is reloaded)."""
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    fake_backend.script("openai", fault="500")
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    player.finish_turn(game)
+    failed = player.head_id(game)
+    assert f'id="retry-{failed}"' in player.play_page(game)
+    events = player.post_events(f"/games/{game}/turns", {"action": "I try again."})
+    panels = next(data for name, _, data in events if name == "panels")
+    assert f'<div id="retry-{failed}" hx-swap-oob="delete"></div>' in panels
+    assert f'id="retry-{failed}"' not in player.play_page(game)  # the server agrees

@@ -95,7 +95,7 @@ def _wait_phrase(seconds: int | None) -> str:
     if seconds is None:
         return "Wait a moment, then try again."
     if seconds < 90:
-        return f"Try again in {seconds} seconds."
+        return f"Try again in {seconds} second{'' if seconds == 1 else 's'}."
     return f"Try again in about {round(seconds / 60)} minutes."
 
 
@@ -107,24 +107,41 @@ def from_status(status: int, body: Any, headers: Any = None, text: str = "") -> 
     if status == 429 or "rate_limit" in code:
         wait = retry_after_seconds(headers, json.dumps(body) if body else text)
         if "quota" in code or "quota" in detail.lower():
-            return ProviderError(f"The narrator's quota is used up{said}. {_wait_phrase(wait)}")
-        return ProviderError(f"The narrator is busy: too many requests. {_wait_phrase(wait)}")
+            return ProviderError(
+                f"The narrator's quota is used up{said}. {_wait_phrase(wait)}", retry_after=wait
+            )
+        return ProviderError(
+            f"The narrator is busy: too many requests. {_wait_phrase(wait)}", retry_after=wait
+        )
     if status in (401, 403):
         return ProviderError(
             f"The narrator's backend refused access ({status}){said}. "
             "Check the API key or sign in to the bridge again.",
             retryable=False,
         )
-    if status == 404:
+    if status == 404 or _names_a_missing_model(code, detail):
         return ProviderError(
-            f"The backend has no such model or route (404){said}. Check the chat model setting.",
+            f"The backend has no such model or route ({status}){said}. "
+            "Check the chat model setting.",
             retryable=False,
         )
     if status == 499:
         return ProviderError("The request was cancelled by the backend.")
     if status >= 500:
-        return ProviderError(f"The narrator's backend failed ({status}){said}. Try again.")
+        wait = retry_after_seconds(headers)  # a 503 may say when to come back
+        then = _wait_phrase(wait) if wait is not None else "Try again."
+        return ProviderError(
+            f"The narrator's backend failed ({status}){said}. {then}", retry_after=wait
+        )
     return ProviderError(f"The backend rejected the request ({status}){said}.", retryable=False)
+
+
+def _names_a_missing_model(code: str, detail: str) -> bool:
+    """An unknown or unsupported model, as OpenAI, Ollama and the bridges word it."""
+    said = f"{code} {detail}".lower()
+    return "model_not_found" in said or (
+        "model" in said and any(w in said for w in ("not found", "unsupported", "does not exist"))
+    )
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -13,11 +13,15 @@ if TYPE_CHECKING:
 
 
 class ProviderError(RuntimeError):
-    """A backend failure, with a message a player can read and whether retrying may help."""
+    """A backend failure, with a message a player can read, whether retrying may help, and
+    how many seconds the backend asked to wait before a retry (None: it did not say)."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = True, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class TruncatedReply(ProviderError):

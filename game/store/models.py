@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -20,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     false,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -38,6 +40,15 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def seconds_until(when: datetime | None) -> int:
+    """Whole seconds from now until `when`, 0 once it has passed (SQLite gives naive UTC)."""
+    if not when:  # None (or a template sample without one)
+        return 0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0, math.ceil((when - utcnow()).total_seconds()))
 
 
 class MendedText(TypeDecorator[str]):
@@ -139,6 +150,10 @@ class Message(Base):
     hint: Mapped[str] = mapped_column(MendedText, default="")
     scene: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     notice: Mapped[str] = mapped_column(MendedText, default="")  # what went wrong, for the player
+    # A failed turn: whether writing it again may succeed (not after a refused key or an unknown
+    # model), and not before when (the backend's Retry-After).
+    retryable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     # The rolling memory as of this turn: a summary of the branch up to depth `memory_through`
     # (-1: nothing summarised yet). Each turn starts with its anchor's, so every branch point
     # keeps the memory of its own branch.

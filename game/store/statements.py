@@ -36,6 +36,8 @@ PAGE_COLUMNS = (
     "choices",
     "hint",
     "notice",
+    "retryable",
+    "retry_at",
     "lore",
     "created_at",
 )

@@ -16,7 +16,7 @@ from litestar.response.sse import ServerSentEventMessage
 
 from game.play.card_cast import game_cast, scene_caption
 from game.play.live import LiveTurn
-from game.play.turns import TurnService
+from game.play.turns import RESUMABLE, TurnService
 from game.store.models import Game, Message
 from game.store.repo import Alternatives, GameRepo, read_message
 from game.web.art_pages import art_view
@@ -133,7 +133,10 @@ async def post_turn(request: HTMXRequest, repo: GameRepo, game_id: str) -> Respo
     )
     if not request.htmx:
         return see_other(request, "play", game_id=game.id)
-    started = Template("_turn_started.html", context=turn_view(request, game, added))
+    view = turn_view(request, game, added)
+    # The turn this one follows loses its retry tools (only the latest turn offers them).
+    view["cut_short_before"] = head.id if head is not None and head.status in RESUMABLE else None
+    started = Template("_turn_started.html", context=view)
     live = turns.hub.get(added[-1].id)
     if live is None or "text/event-stream" not in request.headers.get("accept", ""):
         return started

@@ -9,6 +9,7 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from game.settings import PROJECT_ROOT, Settings
+from game.store.models import seconds_until
 from game.web.headers import csp_nonce
 
 STATIC = PROJECT_ROOT / "static"
@@ -41,6 +42,7 @@ def configure_environment(env: Environment, settings: Settings) -> None:
     env.auto_reload = False
     env.filters["paragraphs"] = paragraphs
     env.filters["meter_label"] = meter_label
+    env.filters["seconds_until"] = seconds_until
     env.globals["static_url"] = static_url
     env.globals["csp_nonce"] = csp_nonce
     env.globals["ai_mode"] = settings.ai_mode

@@ -25,13 +25,21 @@ LONG = (
 )
 
 
-def _message(status: str, role: str = "assistant", notice: str = "", content: str = LONG) -> Any:
+def _message(
+    status: str,
+    role: str = "assistant",
+    notice: str = "",
+    content: str = LONG,
+    retryable: bool = True,
+) -> Any:
     return SimpleNamespace(
         id="head",
         role=role,
         status=status,
         content=content,
         notice=notice,
+        retryable=retryable,
+        retry_at=None,
         is_live=status == "streaming",
     )
 
@@ -89,6 +97,18 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
                 "failed",
                 notice="The narrator is busy: too many requests. Try again in 30 seconds.",
                 content="",
+            )
+        },
+    ),
+    "message-failed-refused": (
+        "_message.html",
+        {
+            "message": _message(
+                "failed",
+                notice="The narrator's backend refused access (401) (Incorrect API key provided). "
+                "Check the API key or sign in to the bridge again.",
+                content="",
+                retryable=False,
             )
         },
     ),

@@ -222,6 +222,29 @@
     document.querySelectorAll('[aria-disabled="true"]').forEach(function (b) { b.removeAttribute("aria-disabled"); });
   }
 
+  // A failed turn whose backend asked for a pause (Retry-After): its retry button counts down
+  // and is enabled when the pause is over. The server refuses an early retry as well.
+  function countDown(root) {
+    root.querySelectorAll("button[data-retry-in]").forEach(function (button) {
+      if (button.dataset.counting) return;
+      button.dataset.counting = "1";
+      const label = button.querySelector(".retry-wait");
+      const until = Date.now() + Number(button.dataset.retryIn) * 1000;
+      const tick = setInterval(function () {
+        const left = Math.ceil((until - Date.now()) / 1000);
+        if (left > 0 && document.contains(button)) {
+          if (label) label.textContent = "(in " + left + " s)";
+          return;
+        }
+        clearInterval(tick);
+        if (label) label.remove();
+        button.disabled = false;
+      }, 1000);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { countDown(document); });
+  document.addEventListener("htmx:load", function (event) { countDown(event.detail.elt); });
+
   // A portrait that fails to load is hidden rather than shown broken (no inline onerror:
   // the Content-Security-Policy allows no inline script).
   function hideBroken(img) { img.style.visibility = "hidden"; }

@@ -9,6 +9,6 @@
 - `stop.py`: Stop, here or in another process, and turns a crash left open.
 """
 
-from game.play.turns.service import TurnService
+from game.play.turns.service import RESUMABLE, TurnService
 
-__all__ = ["TurnService"]
+__all__ = ["RESUMABLE", "TurnService"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 
 from game.play.art import ArtService, markdown_images, new_job, strip_markdown_images, wants_picture
@@ -18,7 +19,7 @@ from game.play.memory import MemoryKeeper
 from game.play.turn_format import TurnFormatError, parse_turn
 from game.play.turns.plan import Planner, TurnPlan
 from game.store.db import Sessions
-from game.store.models import ArtJob, Game, Message
+from game.store.models import ArtJob, Game, Message, utcnow
 from game.store.turn_rows import store_finished_turn
 from game.world.catalog import Catalog
 from game.world.state import merge_state
@@ -45,6 +46,8 @@ class Ending:
     outcome: str = "done"  # "done", "stopped", "interrupted" or "failed"
     notice: str = ""  # what the player is told about how it ended
     narration_complete: bool = False  # the story part arrived whole
+    retryable: bool = True  # a failure that writing the turn again may get past
+    retry_after: int | None = None  # seconds the backend asked to wait before that
 
 
 def settle(message: Message, plan: TurnPlan, ending: Ending) -> None:
@@ -58,6 +61,10 @@ def settle(message: Message, plan: TurnPlan, ending: Ending) -> None:
     message.state = before.model_dump()
     message.choices = plan.choices_before
     message.status, message.notice = ending.outcome, ending.notice
+    message.retryable = ending.retryable
+    message.retry_at = (
+        utcnow() + timedelta(seconds=ending.retry_after) if ending.retry_after else None
+    )
     if ending.outcome != "done":
         return
     try:

@@ -120,6 +120,7 @@ class TurnRunner:
         raw_parts: list[str] = []
         narration = NarrationStream()
         outcome, notice = "done", ""
+        failure: ProviderError | None = None
         live.append(plan.prefix)  # a continued reply carries on after its own text
         try:
             # aclosing: a Stop that lands between chunks still runs the provider's clean-up.
@@ -138,7 +139,7 @@ class TurnRunner:
             # A whole narration with a cut-off structured part is still a readable turn.
             outcome, notice = ("done", "") if narration.complete else ("failed", str(exc))
         except ProviderError as exc:
-            outcome, notice = "failed", str(exc)
+            outcome, notice, failure = "failed", str(exc), exc
         except Exception:  # a bug must not leave the turn hanging: keep the text, say so
             log.exception("turn %s failed", plan.reply_id)
             outcome, notice = "failed", "Something went wrong while writing this turn."
@@ -147,7 +148,15 @@ class TurnRunner:
             await asyncio.shield(
                 self.finisher.finish(
                     plan,
-                    Ending("".join(raw_parts), live.text, outcome, notice, narration.complete),
+                    Ending(
+                        "".join(raw_parts),
+                        live.text,
+                        outcome,
+                        notice,
+                        narration.complete,
+                        retryable=failure.retryable if failure else True,
+                        retry_after=failure.retry_after if failure else None,
+                    ),
                 )
             )
         finally:

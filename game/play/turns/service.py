@@ -22,7 +22,7 @@ from game.play.turns.run import TurnRunner
 from game.play.turns.stop import TurnStopper
 from game.store.db import Sessions
 from game.store.instances import Instance
-from game.store.models import Game, Message, new_id
+from game.store.models import Game, Message, new_id, seconds_until
 from game.store.repo import GameRepo
 from game.world.catalog import Catalog
 
@@ -134,6 +134,13 @@ class TurnService:
         """
         if message.role != "assistant":
             raise PlayError("Only the narrator's turns can be written again.", 409)
+        wait = seconds_until(message.retry_at) if message.status == "failed" else 0
+        if wait:  # the backend asked for a pause (Retry-After): a retry now would fail again
+            raise PlayError(
+                f"The narrator's backend asked for a pause. Try again in {wait} seconds.",
+                429,
+                retry_after=wait,
+            )
         self._ensure_idle(game)
         user = await repo.get_message(game, message.parent_id) if message.parent_id else None
         variant = await repo.count_children(game, message.parent_id)
