@@ -5,7 +5,7 @@ Run: `python -m tests.fake_openai --port N`. Each profile lives under its own pr
 (chatgpt-to-api). Tests script the next reply of a profile with
 `POST /_control/script {"profile": ..., "fault": ..., ...}` and read what the server saw from
 `GET /_control/log`. Faults: slow-first-token, stall, drop, malformed, 429, 500, in-band,
-non-json, truncate, empty, length, and `status`: answer `{"status": N, "body": ...}` as given
+non-json, truncate, cut, empty, length, and `status`: answer `{"status": N, "body": ...}` as given
 (a string body is sent as text, anything else as JSON), with optional `headers`.
 
 It is plain ASGI so that it can misbehave exactly like the real servers (dropped connections,
@@ -209,7 +209,7 @@ async def chat(
     if fault == "empty":
         parts = []
     cut = int(script.get("after", max(3, len(parts) // 3)))
-    if fault in ("truncate", "length", "drop", "stall", "malformed", "in-band"):
+    if fault in ("truncate", "length", "drop", "stall", "malformed", "in-band", "cut"):
         parts = parts[:cut]
 
     if fault == "slow-first-token":
@@ -237,6 +237,10 @@ async def chat(
         await emit('{"choices": [{"delta": {"content": "broken')
     if fault == "drop":
         raise Dropped("dropping the connection mid-stream")
+    if fault == "cut":  # the body just ends: no finish reason, no [DONE] (a bridge's upstream died)
+        record["completed"] = False
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
     if fault == "stall":
         for _ in range(600):
             await asyncio.sleep(0.1)

@@ -6,6 +6,7 @@ The game runs as a real server pointed at the fake backend (tests/fake_openai.py
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Iterator
@@ -98,6 +99,7 @@ def test_a_full_turn_on_every_backend_profile(
         ("truncate", "may have been cut off"),
         ("empty", "sent an empty reply"),
         ("length", "hit the length limit"),
+        ("cut", "stopped before its end"),
     ],
 )
 def test_faults_end_in_a_clear_message_with_text_kept_and_retry(
@@ -502,3 +504,29 @@ def test_only_the_latest_cut_short_turn_offers_its_tools(
     panels = next(data for name, _, data in events if name == "panels")
     assert f'<div id="retry-{failed}" hx-swap-oob="delete"></div>' in panels
     assert f'id="retry-{failed}"' not in player.play_page(game)  # the server agrees
+
+
+def test_a_stream_that_just_ends_is_a_failure_that_can_be_continued(
+    openai_server: Server, fake_backend: FakeBackend
+) -> None:
+    """No finish reason and no [DONE] (a bridge whose upstream died): not a finished turn with
+    made-up choices, but a failed one that keeps its text and offers Continue."""
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    before = meters(player.play_page(game))
+    plain = "You walk on through the rain, past the shuttered stalls, and the bell rings again."
+    fake_backend.script("openai", fault="cut", after=8, content=plain)  # plain text, as llmock
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    player.finish_turn(game)
+    page = player.play_page(game)
+    kept = html.unescape(re.sub(r"<[^>]+>", "", narration_of_head(page)))
+    assert "msg--failed" in page and "stopped before its end" in notice_of_head(page)
+    assert kept.strip() == plain[:48].strip() and meters(page) == before
+    assert ">Continue</button>" in page
+    head = player.head_id(game)
+    assert player.post(f"/games/{game}/messages/{head}/continue").status_code == 303
+    player.finish_turn(game)
+    page = player.play_page(game)
+    assert "msg--failed" not in page and player.head_id(game) == head
+    assert html.unescape(narration_of_head(page)).startswith("<p>" + kept.strip())

@@ -11,7 +11,7 @@ import pytest
 
 from game.ai.client import make_client
 from game.ai.openai_compat import OpenAICompatProvider
-from game.ai.provider import ProviderError, TurnRequest
+from game.ai.provider import CutReply, ProviderError, TurnRequest
 from tests.aio import run
 from tests.test_mock_narrator import BASE
 
@@ -21,11 +21,12 @@ def chunk(text: str) -> bytes:
     return json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]}).encode()
 
 
-async def serve_and_read(*reads: bytes) -> tuple[list[str], int]:
+async def serve_and_read(*reads: bytes, into: list[str] | None = None) -> tuple[list[str], int]:
     """Serve one streamed response made of `reads`, read it with the provider.
 
     Returns the pieces the provider yielded and how many reads the server got to write (the
-    body read to its end lets the connection be reused)."""
+    body read to its end lets the connection be reused). `into` collects the pieces as they
+    come, for a reply that ends by raising."""
     written = 0
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -54,7 +55,9 @@ async def serve_and_read(*reads: bytes) -> tuple[list[str], int]:
     client = make_client(f"http://127.0.0.1:{port}/v1", "", connect=5, read=5)
     provider = OpenAICompatProvider(client, "any-model")
     try:
-        pieces = [piece async for piece in provider.stream_turn(TurnRequest([], BASE))]
+        pieces = [] if into is None else into
+        async for piece in provider.stream_turn(TurnRequest([], BASE)):
+            pieces.append(piece)
     finally:
         await client.close()
         server.close()
@@ -102,9 +105,12 @@ def test_a_piece_that_is_not_json_is_a_readable_failure() -> None:
 
 
 def test_an_event_cut_off_before_its_blank_line_is_not_read() -> None:
-    """As the SSE standard says: an unterminated event at the end of the body is discarded."""
+    """As the SSE standard says: an unterminated event at the end of the body is discarded;
+    and a body that ends with no [DONE] and no finish reason is a cut reply, not a whole one."""
     reads = [b"data: " + chunk("One ") + b"\n\n", b"data: " + chunk("two.")]
-    pieces, _ = run(serve_and_read(*reads))
+    pieces: list[str] = []
+    with pytest.raises(CutReply):
+        run(serve_and_read(*reads, into=pieces))
     assert pieces == ["One "]
 
 

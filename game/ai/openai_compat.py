@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+from openai._streaming import ServerSentEvent
 
 from game.ai.backend_errors import find_in_band_error, from_exception
 from game.ai.capabilities import probe
 from game.ai.client import OPERATION_HEADER, bare_model_id, cancel_bridge_operation
 from game.ai.provider import (
     Capabilities,
+    CutReply,
     ProviderError,
     SummaryRequest,
     TruncatedReply,
@@ -76,6 +78,22 @@ def chunk_text(chunk: object) -> tuple[str, str | None]:
     return (piece if isinstance(piece, str) else ""), choices[0].get("finish_reason")
 
 
+class ReplyStream(openai.AsyncStream[object]):
+    """The SDK's event stream, noting whether the server ended it with `[DONE]`.
+
+    A stream that stops with neither `[DONE]` nor a finish reason was cut (a bridge whose
+    upstream died closes the connection just so); the SDK ends both kinds alike.
+    """
+
+    done_seen = False
+
+    async def _iter_events(self) -> AsyncIterator[ServerSentEvent]:
+        async for event in super()._iter_events():
+            if event.data.startswith("[DONE]"):
+                self.done_seen = True
+            yield event
+
+
 class OpenAICompatProvider:
     """Streams narrator turns from an OpenAI-compatible chat completions endpoint."""
 
@@ -128,7 +146,7 @@ class OpenAICompatProvider:
             body["chatgpt_image_intercept"] = False
         return body
 
-    async def _open_stream(self, body: dict[str, Any]) -> openai.AsyncStream[object]:
+    async def _open_stream(self, body: dict[str, Any]) -> ReplyStream:
         """POST the body as JSON; the SDK's stream yields each event's JSON as it is.
 
         `chat.completions.create` would walk every argument against its type hints first
@@ -142,7 +160,7 @@ class OpenAICompatProvider:
             content=json.dumps(body, ensure_ascii=False).encode(),
             cast_to=object,
             stream=True,
-            stream_cls=openai.AsyncStream[object],
+            stream_cls=ReplyStream,
         )
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
@@ -179,6 +197,11 @@ class OpenAICompatProvider:
                 await self.cancel_operation(operation_id)
         if not text.strip():
             raise ProviderError("The narrator sent an empty reply. Try again.")
+        if finish_reason is None and not stream.done_seen:  # closed early: no end marker
+            raise CutReply(
+                "The narrator's reply stopped before its end: the connection closed without "
+                "finishing it."
+            )
         if finish_reason == "length":
             raise TruncatedReply("The narrator's reply hit the length limit and was cut off.")
 

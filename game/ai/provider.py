@@ -28,6 +28,10 @@ class TruncatedReply(ProviderError):
     """The reply was cut off (a length limit); what arrived may still be a readable turn."""
 
 
+class CutReply(ProviderError):
+    """The stream ended with no finish reason (no [DONE] either): the reply may be unfinished."""
+
+
 @dataclass
 class Capabilities:
     """A backend's abilities; None means not checked (or the check could not tell)."""

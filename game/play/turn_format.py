@@ -212,6 +212,14 @@ def _choice_label(item: Any) -> str:
     return " ".join(str(item).split())[:CHOICE_CHARS]
 
 
+def is_whole_turn(raw: str) -> bool:
+    """The structured turn arrived whole and needed no repair (prose can never tell)."""
+    try:
+        return not parse_turn(raw).problems
+    except TurnFormatError:
+        return False
+
+
 def parse_turn(raw: str) -> ParsedTurn:
     """Read a complete turn from the narrator's output, repairing what is safe to repair."""
     text = raw.strip()

@@ -13,11 +13,11 @@ import logging
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from game.ai.provider import Provider, ProviderError, TruncatedReply
+from game.ai.provider import CutReply, Provider, ProviderError, TruncatedReply
 from game.play.errors import PlayError
 from game.play.fanout import TurnFanout
 from game.play.live import LiveTurn, TurnHub
-from game.play.turn_format import NarrationStream
+from game.play.turn_format import NarrationStream, is_whole_turn
 from game.play.turns.finish import INTERRUPTED_NOTICE, STOPPED_NOTICE, Ending, TurnFinisher
 from game.play.turns.partials import PartialSaver
 from game.play.turns.plan import TurnPlan
@@ -135,6 +135,10 @@ class TurnRunner:
                 outcome, notice = "interrupted", INTERRUPTED_NOTICE
             else:
                 outcome, notice = "stopped", STOPPED_NOTICE
+        except CutReply as exc:
+            # Only a whole turn may lose its end marker and still count as written.
+            whole = is_whole_turn("".join(raw_parts))
+            outcome, notice, failure = ("done", "", None) if whole else ("failed", str(exc), exc)
         except TruncatedReply as exc:
             # A whole narration with a cut-off structured part is still a readable turn.
             outcome, notice = ("done", "") if narration.complete else ("failed", str(exc))
