@@ -104,6 +104,7 @@ class Services:
             max_action_chars=settings.max_action_chars,
             max_model_calls=settings.max_model_calls,
             context_tokens=settings.context_tokens,
+            reply_tokens=settings.reply_tokens,
             art=art,
             instance=instance,
             fanout=fanout,

@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     max_action_chars: int = Field(2000, ge=1)
     # the prompt's size (estimated tokens): rules, world, state, memory and recent turns
     context_tokens: int = Field(8192, ge=1024, le=2_000_000)
+    # the longest reply asked of the model (max_tokens), for games that set none of their own
+    reply_tokens: int = Field(1024, ge=64, le=32_768)
     max_upload_mb: float = Field(20, gt=0, le=1024)  # character cards, lorebooks, chats
     # Budgets for untrusted content, checked before the work they would cost starts
     max_lore_keys: int = Field(20_000, ge=1, le=1_000_000)  # keys in one lorebook (per turn)
@@ -248,6 +250,7 @@ class Settings(BaseSettings):
             "Database": "SQLite" if self.is_sqlite else self.sqlalchemy_url.split(":", 1)[0],
             "Mock stream delay": f"{self.mock_delay_ms} ms",
             "Context budget": f"{self.context_tokens:,} tokens",
+            "Reply budget": f"{self.reply_tokens:,} tokens",
             "Login": "password required" if self.password else "none (this machine only)",
             "Turn limit": f"{self.turn_rate} per player",
             "Upload limit": f"{self.upload_rate} per player",

@@ -2,7 +2,8 @@
 
 Run: `python -m tests.fake_openai --port N`. Each profile lives under its own prefix:
 `/openai/v1`, `/llama/v1`, `/bridge/v1` (chatgpt-api), `/chat2api/v1`, `/to-api/v1`
-(chatgpt-to-api). Tests script the next reply of a profile with
+(chatgpt-to-api), and `/small/v1` and `/small-quiet/v1` (a small context, SMALL_CONTEXT).
+Tests script the next reply of a profile with
 `POST /_control/script {"profile": ..., "fault": ..., ...}` and read what the server saw from
 `GET /_control/log`. Faults: slow-first-token, stall, drop, malformed, 429, 500, in-band,
 non-json, truncate, cut, empty, length, and `status`: answer `{"status": N, "body": ...}` as given
@@ -23,8 +24,11 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
-PROFILES = ("openai", "llama", "bridge", "chat2api", "to-api")
-HONOURS_SCHEMA = {"openai", "llama", "to-api"}
+PROFILES = ("openai", "llama", "bridge", "chat2api", "to-api", "small", "small-quiet")
+HONOURS_SCHEMA = {"openai", "llama", "to-api", "small", "small-quiet"}
+# A llama-server started with `-c 2048`: "small" says so on /props (as llama-server does), and
+# "small-quiet" says nothing; both refuse a longer prompt with llama-server's own 400.
+SMALL_CONTEXT = 2048
 BRIDGE_MODELS = ["auto", "gpt-5-5", "gpt-5-5-thinking-standard", "gpt-image-1"]
 
 scripts: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
@@ -77,6 +81,12 @@ def reply_text(profile: str, body: dict[str, Any], script: dict[str, Any]) -> st
     if script.get("fault") == "non-json":
         return "You walk on through the rain. There is no JSON here, only a story."
     return text
+
+
+def prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """A prompt's size as this server counts it: four UTF-8 bytes a token, plus a few per message
+    (what the game estimates too; a real tokenizer differs, and the game copes with a refusal)."""
+    return sum(-(-len(str(m.get("content", "")).encode()) // 4) + 4 for m in messages)
 
 
 def pieces(text: str, profile: str) -> list[str]:
@@ -138,6 +148,17 @@ async def chat(
     disconnected: asyncio.Event,
     record: dict[str, Any],
 ) -> None:
+    if profile.startswith("small"):
+        record["prompt_tokens"] = tokens = prompt_tokens(body.get("messages") or [])
+        if tokens > SMALL_CONTEXT:
+            message = (
+                f"request ({tokens} tokens) exceeds the available context size "
+                f"({SMALL_CONTEXT} tokens), try increasing it"
+            )
+            error = {"code": 400, "message": message, "type": "exceed_context_size_error"}
+            error |= {"n_prompt_tokens": tokens, "n_ctx": SMALL_CONTEXT}
+            await send_json(send, 400, {"error": error})
+            return
     script = scripts[profile].popleft() if scripts[profile] else {}
     record["fault"] = script.get("fault", "")
     model = str(body.get("model", ""))
@@ -384,6 +405,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         )
         data = files.get(file.group(1)) or png_bytes(file.group(1))
         await send({"type": "http.response.body", "body": data})
+        return
+
+    if path == "/small/props":  # llama-server's own route, beside /v1
+        log.append({"profile": "small", "method": method, "route": "/props", "body": {}})
+        await send_json(send, 200, {"default_generation_settings": {"n_ctx": SMALL_CONTEXT}})
         return
 
     match = re.fullmatch(r"/([\w-]+)/v1(/.*)", path)

@@ -10,7 +10,7 @@ from typing import Any
 
 import openai
 
-from game.ai.provider import ProviderError
+from game.ai.provider import ContextOverflow, ProviderError
 
 # Errors some bridges send as ordinary content after the stream started (HTTP 200).
 IN_BAND_ERRORS = [
@@ -99,11 +99,39 @@ def _wait_phrase(seconds: int | None) -> str:
     return f"Try again in about {round(seconds / 60)} minutes."
 
 
+# How servers say a prompt is longer than their context (llama-server, OpenAI, vLLM, Ollama).
+_OVERFLOW = re.compile(
+    r"exceeds? the (?:available )?context|context[_ ]length[_ ]exceeded|maximum context length"
+    r"|context size|too many tokens|prompt is too long",
+    re.I,
+)
+_CONTEXT_SIZE = re.compile(
+    r"(?:context size|context length is|context window of)\D{0,12}(\d{3,7})", re.I
+)
+
+
+def _context_overflow(status: int, body: Any, code: str, detail: str) -> ContextOverflow | None:
+    """A refusal of the prompt's length, with the backend's context size where it gives one."""
+    if status not in (400, 413, 422) or not ("context" in code or _OVERFLOW.search(detail)):
+        return None
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    size = inner.get("n_ctx") if isinstance(inner, dict) else None
+    if not (isinstance(size, int) and size > 0):
+        found = _CONTEXT_SIZE.search(detail)
+        size = int(found.group(1)) if found else None
+    return ContextOverflow(
+        f"The story no longer fits the narrator's context ({detail or status}).", size
+    )
+
+
 def from_status(status: int, body: Any, headers: Any = None, text: str = "") -> ProviderError:
     """A ProviderError for an HTTP error status from the backend."""
     detail = error_detail(body, text)
     code = _error_code(body)
     said = f" ({detail})" if detail else ""
+    overflow = _context_overflow(status, body, code, detail)
+    if overflow is not None:
+        return overflow
     if status == 429 or "rate_limit" in code:
         wait = retry_after_seconds(headers, json.dumps(body) if body else text)
         if "quota" in code or "quota" in detail.lower():

@@ -20,7 +20,7 @@ from game.ai.provider import Capabilities
 PROBE_TIMEOUT = 30.0
 
 
-async def _models(client: openai.AsyncOpenAI, caps: Capabilities) -> None:
+async def _models(client: openai.AsyncOpenAI, model: str, caps: Capabilities) -> None:
     try:
         response = await client.models.with_raw_response.list()
         body = json.loads(response.text or "null")
@@ -33,7 +33,41 @@ async def _models(client: openai.AsyncOpenAI, caps: Capabilities) -> None:
         caps.models = []
         caps.notes["models"] = "the backend has no OpenAI-style model list"
         return
-    caps.models = sorted(str(m.get("id")) for m in data if isinstance(m, dict) and m.get("id"))
+    entries = [m for m in data if isinstance(m, dict) and m.get("id")]
+    caps.models = sorted(str(m["id"]) for m in entries)
+    caps.context_tokens = _listed_context(entries, model)
+
+
+# Where model lists say how long a context is: llama-server (meta.n_ctx), vLLM (max_model_len),
+# LM Studio (max_context_length), OpenRouter and others (context_length).
+_CONTEXT_KEYS = ("n_ctx", "max_model_len", "max_context_length", "context_length")
+
+
+def _listed_context(entries: list[dict[str, Any]], model: str) -> int | None:
+    """The context size the model list gives for `model` (or for its only model)."""
+    chosen = [m for m in entries if m.get("id") == model] or (entries if len(entries) == 1 else [])
+    for entry in chosen:
+        for place in (entry.get("meta"), entry):
+            if isinstance(place, dict):
+                for key in _CONTEXT_KEYS:
+                    value = place.get(key)
+                    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                        return value
+    return None
+
+
+async def _props_context(client: openai.AsyncOpenAI, caps: Capabilities) -> None:
+    """llama-server's /props (beside /v1) says the context size its slots were started with."""
+    root = str(client.base_url).rstrip("/").removesuffix("/v1")
+    try:
+        props = await client.get(f"{root}/props", cast_to=object)
+    except Exception:  # most servers have no /props: the size stays unknown
+        return
+    settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+    n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+    if isinstance(n_ctx, int) and not isinstance(n_ctx, bool) and n_ctx > 0:
+        caps.context_tokens = n_ctx
+        caps.notes["context"] = "from /props"
 
 
 async def _chat(
@@ -129,7 +163,11 @@ async def probe(client: openai.AsyncOpenAI, chat_model: str, image_model: str) -
     caps = Capabilities(base_url=str(client.base_url))
     model = bare_model_id(chat_model)
     quick = client.with_options(timeout=PROBE_TIMEOUT)
-    await _models(quick, caps)
+    await _models(quick, model, caps)
+    if caps.context_tokens is None:
+        await _props_context(quick, caps)
+    elif not caps.notes.get("context"):
+        caps.notes["context"] = "from the model list"
     await _streaming(quick, model, caps)
     if caps.streaming:
         await _json_schema(quick, model, caps)

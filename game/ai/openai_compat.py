@@ -128,7 +128,9 @@ class OpenAICompatProvider:
         """Close the pooled connections."""
         await self.client.close()
 
-    def request_body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+    def request_body(
+        self, messages: list[dict[str, str]], max_tokens: int | None = None
+    ) -> dict[str, Any]:
         """The chat completion request body for one turn."""
         body: dict[str, Any] = {
             "model": self.model,
@@ -136,6 +138,8 @@ class OpenAICompatProvider:
             "stream": True,
             "temperature": 0.8,
         }
+        if max_tokens:  # the reply budget (a bridge that ignores it keeps its own limit)
+            body["max_tokens"] = max_tokens
         if self.capabilities.json_schema:
             body["response_format"] = {
                 "type": "json_schema",
@@ -170,7 +174,9 @@ class OpenAICompatProvider:
         text = ""
         finish_reason = None
         try:
-            stream = await self._open_stream(self.request_body(request.messages))
+            stream = await self._open_stream(
+                self.request_body(request.messages, request.max_tokens)
+            )
             operation_id = stream.response.headers.get(OPERATION_HEADER)
             async for chunk in stream:
                 if not isinstance(chunk, dict):

@@ -28,6 +28,15 @@ class TruncatedReply(ProviderError):
     """The reply was cut off (a length limit); what arrived may still be a readable turn."""
 
 
+class ContextOverflow(ProviderError):
+    """The backend refused the prompt as longer than its context; `context_tokens` is its
+    context size when it said so."""
+
+    def __init__(self, message: str, context_tokens: int | None = None) -> None:
+        super().__init__(message)
+        self.context_tokens = context_tokens
+
+
 class CutReply(ProviderError):
     """The stream ended with no finish reason (no [DONE] either): the reply may be unfinished."""
 
@@ -42,6 +51,7 @@ class Capabilities:
     json_schema: bool | None = None
     images: bool | None = None
     operation_cancel: bool | None = None
+    context_tokens: int | None = None  # the backend's context size, where it says
     notes: dict[str, str] = field(default_factory=dict)
     checked_at: str = ""
 
@@ -69,6 +79,19 @@ class Capabilities:
             ("JSON schema output", word(self.json_schema), self.notes.get("json_schema", "")),
             ("Image generation", word(self.images), self.notes.get("images", "")),
             ("Operation cancel", word(self.operation_cancel), self.notes.get("cancel", "")),
+            (
+                "Context size",
+                word(bool(self.context_tokens) or None),
+                ", ".join(
+                    filter(
+                        None,
+                        (
+                            f"{self.context_tokens:,} tokens" if self.context_tokens else "",
+                            self.notes.get("context", ""),
+                        ),
+                    )
+                ),
+            ),
         ]
 
 
@@ -100,6 +123,7 @@ class TurnRequest:
 
     messages: list[dict[str, str]]
     context: TurnContext
+    max_tokens: int | None = None  # the reply budget (None: the backend's own limit)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,17 @@ from game.world.catalog import Catalog
 TITLE_CHARS = 80
 
 
+# A game's reply budget as the Game menu offers it: (form value, label, max_tokens); None keeps
+# the server's default (CHATGAME_REPLY_TOKENS).
+REPLY_LENGTHS: tuple[tuple[str, str, int | None], ...] = (
+    ("", "The server's default", None),
+    ("short", "Short", 300),
+    ("medium", "Medium", 600),
+    ("long", "Long", 1024),
+    ("very-long", "Very long", 2048),
+)
+
+
 class NewGameForm(BaseModel):
     """The new-game form, as posted."""
 

@@ -18,6 +18,7 @@ from game.play.card_cast import game_cast
 from game.play.errors import PlayError
 from game.play.prompts import (
     MEMORY_CHARS,
+    ContextBudget,
     history_window,
     message_tokens,
     render_prompt,
@@ -35,6 +36,9 @@ FIXED_PROMPT_TOKENS = 1500  # rules, world, cast and state take about this much 
 FOLD_WHEN = 0.75  # fold once unsummarised turns fill this share of the history budget
 KEEP_RAW = 0.4  # ...keeping the newest turns worth this share out of the fold
 MEMORY_WORDS = 300
+# A summarise request holds its instructions, the world and cast, the memory so far and room for
+# the new memory (about MEMORY_WORDS words) besides the turns it folds: about this much.
+SUMMARY_OVERHEAD_TOKENS = 1500
 FOLD_COLUMNS = ("id", "depth", "role", "content", "status", "memory", "memory_through")
 
 
@@ -62,10 +66,17 @@ def may_need_fold(history: Sequence[tuple[str, str]], reply: str, context_tokens
     return costs > FOLD_WHEN * history_budget(context_tokens)
 
 
+def fold_budget(context_tokens: int) -> int:
+    """Tokens of turns one summarise request may fold, so that it fits the context too."""
+    return max(256, context_tokens - SUMMARY_OVERHEAD_TOKENS)
+
+
 def turns_to_fold(branch: Sequence[Any], context_tokens: int) -> list[Any]:
     """The older messages of `branch` (ending at a turn) to fold into its memory now, if any.
 
     `branch` holds Message rows, or rows with their depth, role, content and memory_through.
+    At most `fold_budget` tokens of them, the oldest first: a backlog is folded over several
+    turns rather than in one request the backend would refuse.
     """
     head = branch[-1]
     pending = [m for m in branch if m.depth > head.memory_through and m.content]
@@ -77,7 +88,12 @@ def turns_to_fold(branch: Sequence[Any], context_tokens: int) -> list[Any]:
     while cut > 0 and kept + costs[cut - 1] <= KEEP_RAW * budget:
         cut -= 1
         kept += costs[cut]
-    fold = pending[:cut]
+    fold, room = [], fold_budget(context_tokens)
+    for message, cost in zip(pending[:cut], costs, strict=False):
+        if cost > room:
+            break
+        fold.append(message)
+        room -= cost
     # End the fold on a narrator turn, so the memory never splits an action from its answer.
     while fold and fold[-1].role != "assistant":
         fold.pop()
@@ -97,12 +113,12 @@ class MemoryKeeper:
         self.sessions = sessions
         self.catalog = catalog
         self.provider = provider
-        self.context_tokens = context_tokens
+        self.context = ContextBudget(context_tokens, provider)
         self._busy: set[str] = set()  # games being folded by this process
 
     def may_need_fold(self, history: Sequence[tuple[str, str]], reply: str) -> bool:
         """Whether `fold` could have work after `reply` (see the module function)."""
-        return may_need_fold(history, reply, self.context_tokens)
+        return may_need_fold(history, reply, self.context.tokens)
 
     async def fold(self, game_id: str, message_id: str) -> bool:
         """Fold what the turn `message_id` no longer has room for into its memory.
@@ -113,14 +129,14 @@ class MemoryKeeper:
             return False
         self._busy.add(game_id)
         try:
-            window = history_window(self.context_tokens)
+            window = history_window(self.context.tokens)
             read = await fold_window(self.sessions, game_id, message_id, window, FOLD_COLUMNS)
             if read is None:  # the game was deleted meanwhile
                 return False
             game, branch = read
             if not branch or branch[-1].status != "done":
                 return False
-            fold = turns_to_fold(branch, self.context_tokens)
+            fold = turns_to_fold(branch, self.context.tokens)
             if not fold:
                 return False
             head = branch[-1]

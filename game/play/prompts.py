@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from game.ai.provider import TurnContext
+from game.ai.provider import Provider, TurnContext
 from game.cards.lorebook import FiredEntry, activate
 from game.cards.macros import apply_macros, with_original
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 DEFAULT_CONTEXT_TOKENS = 8192
+DEFAULT_REPLY_TOKENS = 1024
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators a chat template adds per message
 MEMORY_CHARS = 2400  # the longest rolling memory kept (about 600 tokens)
 
@@ -33,9 +35,32 @@ def message_tokens(text: str) -> int:
     return estimate_tokens(text) + MESSAGE_OVERHEAD_TOKENS
 
 
-def reply_reserve(context_tokens: int) -> int:
-    """Tokens kept free in the context for the model's own reply."""
-    return min(1024, context_tokens // 4)
+def reply_reserve(context_tokens: int, reply_tokens: int = DEFAULT_REPLY_TOKENS) -> int:
+    """Tokens kept free in the context for the model's own reply: the reply budget asked
+    for, but never more than half the context (the prompt needs the rest)."""
+    return max(1, min(reply_tokens, context_tokens // 2))
+
+
+@dataclass
+class ContextBudget:
+    """How many tokens one request may fill, prompt and reply: the operator's setting, or the
+    backend's own context size when that is smaller (probed, or learnt from a refusal)."""
+
+    configured: int = DEFAULT_CONTEXT_TOKENS
+    provider: Provider | None = None
+    reply_tokens: int = DEFAULT_REPLY_TOKENS  # a game's reply budget unless it sets its own
+
+    @property
+    def tokens(self) -> int:
+        caps = self.provider.capabilities if self.provider is not None else None
+        backend = caps.context_tokens if caps is not None else None
+        return min(self.configured, backend) if backend else self.configured
+
+    def learn(self, backend_tokens: int | None) -> None:
+        """The backend refused a prompt as too long: remember its size (or guess smaller)."""
+        caps = self.provider.capabilities if self.provider is not None else None
+        if caps is not None:
+            caps.context_tokens = backend_tokens or self.tokens * 3 // 4
 
 
 def history_window(context_tokens: int) -> int:
@@ -79,12 +104,14 @@ def build_messages(
     history: list[tuple[str, str]],
     context_tokens: int = DEFAULT_CONTEXT_TOKENS,
     lore: list[FiredEntry] | None = None,
+    reply_tokens: int = DEFAULT_REPLY_TOKENS,
 ) -> list[dict[str, str]]:
     """The chat messages for one turn, within `context_tokens` (estimated).
 
     One system message (rules, world and cast or the card, the current state, the memory,
     the lore that fired), then as many of the most recent messages of the branch as fit, then
-    the action. `history` holds (role, text) pairs of the current branch, oldest first.
+    the action, leaving `reply_tokens` (at most half the context) for the reply. `history`
+    holds (role, text) pairs of the current branch, oldest first.
     Everything the model must know is in the single system message, since some bridges keep
     only the last one. `lore`: the entries that fired (computed here when not given).
     """
@@ -98,7 +125,7 @@ def build_messages(
         user += "\n\n" + render_prompt("continue.j2", narration=ctx.continue_from)
     budget = (
         context_tokens
-        - reply_reserve(context_tokens)
+        - reply_reserve(context_tokens, reply_tokens)
         - estimate_tokens(system)
         - estimate_tokens(user)
         - 2 * MESSAGE_OVERHEAD_TOKENS

@@ -103,6 +103,8 @@ class Game(Base):
     image_mode: Mapped[str] = mapped_column(MendedString(16), default="suggest")
     # "" = the server's default
     mock_scenario: Mapped[str] = mapped_column(MendedString(32), default="")
+    # The longest reply asked of the model (max_tokens); None = the server's CHATGAME_REPLY_TOKENS
+    reply_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     # A game played with a character card: {"character_id", "data", "own_scenario"} (a snapshot,
     # so deleting the card from the library keeps the game playable). None: a catalog companion.
     card: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

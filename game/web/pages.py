@@ -10,7 +10,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Template
 
 from game.play.errors import PlayError
-from game.play.games import NewGameForm, clean_title, create_game
+from game.play.games import REPLY_LENGTHS, NewGameForm, clean_title, create_game
 from game.play.turns import TurnService
 from game.settings import SCENARIOS, Settings
 from game.store.library import LibraryRepo
@@ -189,6 +189,18 @@ async def rename(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     return Redirect(back, status_code=303)
 
 
+@post("/games/{game_id:str}/reply-length", name="reply_length")
+async def reply_length(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+    """Set the longest reply the narrator is asked for in this game (max_tokens)."""
+    game = await load_game(repo, game_id)
+    choice = str((await request.form()).get("reply_length", ""))
+    lengths = {value: tokens for value, _, tokens in REPLY_LENGTHS}
+    if choice not in lengths:
+        raise PlayError("Choose one of the reply lengths on the list.")
+    game.reply_tokens = lengths[choice]
+    return see_other(request, "play", game_id=game.id)
+
+
 @post("/games/{game_id:str}/delete", name="delete_game")
 async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     game = await load_game(repo, game_id)
@@ -202,4 +214,14 @@ async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
     return see_other(request, "home", background=after_commit(request.app.state.deleter.wake))
 
 
-handlers = [home, about, probe_backend, choose_models, new_game, create, rename, delete]
+handlers = [
+    home,
+    about,
+    probe_backend,
+    choose_models,
+    new_game,
+    create,
+    rename,
+    reply_length,
+    delete,
+]

@@ -8,6 +8,7 @@ from functools import lru_cache
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
+from game.play.games import REPLY_LENGTHS
 from game.settings import PROJECT_ROOT, Settings
 from game.store.models import seconds_until
 from game.web.headers import csp_nonce
@@ -46,4 +47,5 @@ def configure_environment(env: Environment, settings: Settings) -> None:
     env.globals["static_url"] = static_url
     env.globals["csp_nonce"] = csp_nonce
     env.globals["ai_mode"] = settings.ai_mode
+    env.globals["reply_lengths"] = REPLY_LENGTHS
     env.globals["login_required"] = bool(settings.password)

@@ -12,6 +12,7 @@ from game.cards.card import MAX_BOOK_NUMBER, MAX_ENTRIES, MAX_FIELD_CHARS, MAX_L
 FORMAT = "arcadia-game"
 VERSION = 1
 MAX_MESSAGES = 50_000
+MIN_REPLY_TOKENS, MAX_REPLY_TOKENS = 64, 32_768  # a game's reply budget (max_tokens)
 MAX_LORE_KEYS = 20_000  # keys in one lorebook (CHATGAME_MAX_LORE_KEYS' default)
 PERSONA_CHARS = 2_000  # a persona's description, as the persona forms allow
 MAX_IMPORT_BYTES = 128 * 1024 * 1024  # a 25,000-turn game exports about 100 MB
@@ -95,6 +96,7 @@ class ExportedGame(BaseModel):
     turn_count: int = Field(0, ge=0, le=MAX_MESSAGES)
     image_mode: Literal["off", "suggest", "force"] = "suggest"
     mock_scenario: str = Field("", max_length=32)
+    reply_tokens: int | None = Field(None, ge=MIN_REPLY_TOKENS, le=MAX_REPLY_TOKENS)
     card: ExportedCard | None = None
     persona: str = Field("", max_length=PERSONA_CHARS)
     lorebooks: list[ExportedLorebook] | None = Field(None, max_length=MAX_LIST_ITEMS)

@@ -224,6 +224,7 @@ async def import_tree(repo: GameRepo, tree: ExportedTree) -> Game:
         turn_count=g.turn_count,
         image_mode=g.image_mode,
         mock_scenario=g.mock_scenario,
+        reply_tokens=g.reply_tokens,
         # exclude_none: an absent chat header stays absent, as in the card the game was made with
         card=g.card.model_dump(exclude_none=True) if g.card else None,
         persona=g.persona,

@@ -12,9 +12,16 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from game.ai.provider import TurnContext, TurnRequest
+from game.cards.lorebook import FiredEntry
 from game.play.card_cast import game_cast
 from game.play.errors import PlayError
-from game.play.prompts import DEFAULT_CONTEXT_TOKENS, build_messages, fire_lore, history_window
+from game.play.prompts import (
+    ContextBudget,
+    build_messages,
+    fire_lore,
+    history_window,
+    reply_reserve,
+)
 from game.store.models import Game, Message, new_id
 from game.store.repo import GameRepo
 from game.world.catalog import Catalog
@@ -57,7 +64,7 @@ class Planner:
     """Builds turn plans; remembers each game's recent branch text (one per app process)."""
 
     catalog: Catalog
-    context_tokens: int = DEFAULT_CONTEXT_TOKENS
+    context: ContextBudget = field(default_factory=ContextBudget)
     # Recent branch text per game, keyed by head id: spares the database on the turn's hot path.
     _history: OrderedDict[str, tuple[str, list[tuple[str, str]]]] = field(
         default_factory=OrderedDict
@@ -76,11 +83,11 @@ class Planner:
         self, repo: GameRepo, game: Game, anchor: Message
     ) -> list[tuple[str, str]]:
         """The last prompt window of the branch up to `anchor`, read from the database."""
-        return await repo.branch_texts(game, anchor.id, history_window(self.context_tokens))
+        return await repo.branch_texts(game, anchor.id, history_window(self.context.tokens))
 
     def remember(self, game_id: str, head_id: str, history: list[tuple[str, str]]) -> None:
         """Keep the branch text up to a stored turn for the game's next turn."""
-        self._history[game_id] = (head_id, history[-history_window(self.context_tokens) :])
+        self._history[game_id] = (head_id, history[-history_window(self.context.tokens) :])
         self._history.move_to_end(game_id)
         while len(self._history) > HISTORY_CACHE_GAMES:
             self._history.popitem(last=False)
@@ -140,15 +147,34 @@ class Planner:
         )
         lore = fire_lore(ctx, history)
         reply.lore = [entry.summary() for entry in lore] or None  # the per-turn "lore" view
-        messages = build_messages(ctx, history, context_tokens=self.context_tokens, lore=lore)
+        request = self.request(ctx, history, game.reply_tokens or self.context.reply_tokens, lore)
         if action:
             history = [*history, ("user", action)]
         return TurnPlan(
             game_id=game.id,
             reply_id=reply.id,
-            request=TurnRequest(messages=messages, context=ctx),
+            request=request,
             history=history,
             state_before=state,
             choices_before=(anchor.choices if anchor and anchor.choices else route.choices),
             prefix=prefix,
         )
+
+    def refit(self, plan: TurnPlan) -> TurnRequest:
+        """The plan's request built again within the context as known now (after the backend
+        refused it as too long): the same turn and reply budget, fewer past turns."""
+        ctx = plan.request.context
+        history = plan.history[:-1] if ctx.action else plan.history
+        return self.request(ctx, history, plan.request.max_tokens or self.context.reply_tokens)
+
+    def request(
+        self,
+        ctx: TurnContext,
+        history: list[tuple[str, str]],
+        reply_tokens: int,
+        lore: list[FiredEntry] | None = None,
+    ) -> TurnRequest:
+        """The model request: the prompt within the context as known now, and the reply budget."""
+        tokens = self.context.tokens
+        messages = build_messages(ctx, history, tokens, lore, reply_tokens)
+        return TurnRequest(messages, ctx, max_tokens=reply_reserve(tokens, reply_tokens))

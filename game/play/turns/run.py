@@ -13,7 +13,7 @@ import logging
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from game.ai.provider import CutReply, Provider, ProviderError, TruncatedReply
+from game.ai.provider import ContextOverflow, CutReply, Provider, ProviderError, TruncatedReply
 from game.play.errors import PlayError
 from game.play.fanout import TurnFanout
 from game.play.live import LiveTurn, TurnHub
@@ -114,6 +114,18 @@ class TurnRunner:
             await asyncio.wait(tasks, timeout=grace)
         return len(tasks)
 
+    async def _stream(
+        self, plan: TurnPlan, live: LiveTurn, narration: NarrationStream, raw_parts: list[str]
+    ) -> None:
+        """Stream the model's reply into the live turn (and, once its row exists, the saver)."""
+        # aclosing: a Stop that lands between chunks still runs the provider's clean-up.
+        async with aclosing(self.provider.stream_turn(plan.request)) as chunks:
+            async for chunk in chunks:
+                raw_parts.append(chunk)
+                live.append(narration.feed(chunk))
+                if plan.committed.is_set() and not plan.lost:  # its row exists: save it
+                    self.partials.note(plan.reply_id, live.text, raw_parts)
+
     async def _generate(self, plan: TurnPlan) -> None:
         live = self.hub.get(plan.reply_id)
         assert live is not None
@@ -123,13 +135,16 @@ class TurnRunner:
         failure: ProviderError | None = None
         live.append(plan.prefix)  # a continued reply carries on after its own text
         try:
-            # aclosing: a Stop that lands between chunks still runs the provider's clean-up.
-            async with aclosing(self.provider.stream_turn(plan.request)) as chunks:
-                async for chunk in chunks:
-                    raw_parts.append(chunk)
-                    live.append(narration.feed(chunk))
-                    if plan.committed.is_set() and not plan.lost:  # its row exists: save it
-                        self.partials.note(plan.reply_id, live.text, raw_parts)
+            try:
+                await self._stream(plan, live, narration, raw_parts)
+            except ContextOverflow as exc:
+                if raw_parts:
+                    raise
+                # The backend's context is smaller than the game thought: learn its size,
+                # build the prompt again within it (fewer past turns), and ask once more.
+                self.finisher.planner.context.learn(exc.context_tokens)
+                plan.request = self.finisher.planner.refit(plan)
+                await self._stream(plan, live, narration, raw_parts)
         except asyncio.CancelledError:
             if self.finisher.closing:
                 outcome, notice = "interrupted", INTERRUPTED_NOTICE
