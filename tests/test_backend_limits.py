@@ -44,14 +44,14 @@ def test_a_context_the_backend_states_holds_every_request(
         play(player, game, 8)
         assert "msg--failed" not in player.play_page(game)
         requests = fake_backend.log("small", "/chat/completions")
-        turns = [r for r in requests if r["body"].get("max_tokens")]
+        # turns ask for a third of the context as their reply (the probe and memory folds less)
+        turns = [r for r in requests if r["body"].get("max_tokens") == SMALL_CONTEXT // 3]
         assert len(turns) >= 9
         for record in requests:
             reply = record["body"].get("max_tokens", 0)
             assert record["prompt_tokens"] + reply <= SMALL_CONTEXT, record["prompt_tokens"]
-        assert all(r["body"]["max_tokens"] == SMALL_CONTEXT // 2 for r in turns)
         # the game was long enough that a context of 8,192 would have held more of it
-        assert max(r["prompt_tokens"] for r in turns) > SMALL_CONTEXT // 2 - 200
+        assert max(r["prompt_tokens"] for r in turns) > SMALL_CONTEXT * 2 // 3 - 200
     finally:
         server.stop()
 
@@ -108,5 +108,37 @@ def test_a_games_reply_budget_is_asked_for_and_travels_with_its_export(
         exported["game"]["reply_tokens"] = 10**9  # out of bounds: refused with its limit
         too_big = import_export(player, exported)
         assert too_big.status_code == 400 and "reply_tokens" in too_big.text
+    finally:
+        server.stop()
+
+
+def test_a_backend_that_wants_max_completion_tokens_gets_it(
+    tmp_path: Path, fake_backend: FakeBackend
+) -> None:
+    """OpenAI's reasoning models refuse `max_tokens` (400, "Use 'max_completion_tokens'"): the
+    turn is sent again with the other name, and so is every turn after it."""
+    server = start_live_server(tmp_path, fake_backend, "openai")
+    try:
+        player = Player(server)
+        game = player.new_game()
+        player.finish_turn(game)
+        refusal = {
+            "error": {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this "
+                "model. Use 'max_completion_tokens' instead.",
+                "type": "invalid_request_error",
+                "param": "max_tokens",
+                "code": "unsupported_parameter",
+            }
+        }
+        fake_backend.script("openai", fault="status", status=400, body=refusal)
+        player.post(f"/games/{game}/turns", {"choice": "c0"})
+        assert "The fake narrator hears you" in player.finish_turn(game)
+        player.post(f"/games/{game}/turns", {"choice": "c1"})
+        player.finish_turn(game)
+        refused, *accepted = [r["body"] for r in fake_backend.turn_requests("openai")[-3:]]
+        assert refused["max_tokens"] == 1024 and "max_completion_tokens" not in refused
+        for body in accepted:
+            assert body["max_completion_tokens"] == 1024 and "max_tokens" not in body
     finally:
         server.stop()

@@ -18,6 +18,7 @@ from game.ai.client import OPERATION_HEADER, bare_model_id, make_client
 from game.ai.provider import Capabilities
 
 PROBE_TIMEOUT = 30.0
+PROBE_REPLY_TOKENS = 256  # a word is asked for (in JSON, once): a rambling model is cut short
 
 
 async def _models(client: openai.AsyncOpenAI, model: str, caps: Capabilities) -> None:
@@ -75,7 +76,11 @@ async def _chat(
 ) -> tuple[str, str | None]:
     """Stream a tiny chat; returns (text, operation id)."""
     raw = await client.chat.completions.with_raw_response.create(
-        model=model, messages=[{"role": "user", "content": prompt}], stream=True, **extra
+        model=model,
+        messages=[{"role": "user", "content": prompt}],
+        stream=True,
+        max_tokens=PROBE_REPLY_TOKENS,
+        **extra,
     )
     operation = raw.headers.get(OPERATION_HEADER)
     text = ""

@@ -111,6 +111,9 @@ class OpenAICompatProvider:
         self.model = model
         self.capabilities = capabilities or Capabilities(base_url=str(client.base_url))
         self.read_timeout = read_timeout
+        # OpenAI's reasoning models refuse `max_tokens` and want `max_completion_tokens`, which
+        # other servers may not know: the first is sent until a backend asks for the second.
+        self.reply_limit = "max_tokens"
 
     @property
     def model(self) -> str:
@@ -139,7 +142,7 @@ class OpenAICompatProvider:
             "temperature": 0.8,
         }
         if max_tokens:  # the reply budget (a bridge that ignores it keeps its own limit)
-            body["max_tokens"] = max_tokens
+            body[self.reply_limit] = max_tokens
         if self.capabilities.json_schema:
             body["response_format"] = {
                 "type": "json_schema",
@@ -158,6 +161,16 @@ class OpenAICompatProvider:
         model per chunk; the SDK's own `post` still handles auth, timeouts, HTTP errors, the
         event stream and an error object sent in place of a chunk.
         """
+        try:
+            return await self._post_stream(body)
+        except openai.BadRequestError as exc:
+            if "max_tokens" not in body or "max_completion_tokens" not in str(exc):
+                raise
+        self.reply_limit = "max_completion_tokens"  # from now on, and this request once more
+        body["max_completion_tokens"] = body.pop("max_tokens")
+        return await self._post_stream(body)
+
+    async def _post_stream(self, body: dict[str, Any]) -> ReplyStream:
         return await self.client.post(
             "/chat/completions",
             # As bytes: a `body` would be deep-copied and re-encoded by the SDK (about 1 ms).
@@ -213,7 +226,7 @@ class OpenAICompatProvider:
 
     async def summarise(self, request: SummaryRequest) -> str:
         """Ask the model for the updated memory (plain text, streamed like every backend can)."""
-        body = self.request_body(request.messages)
+        body = self.request_body(request.messages, request.max_tokens)
         body.pop("response_format", None)
         body["temperature"] = 0.3
         parts: list[str] = []

@@ -133,6 +133,7 @@ class SummaryRequest:
     messages: list[dict[str, str]]
     memory: str  # the memory so far
     turns: list[tuple[str, str]]  # (role, text) of the turns to fold in, oldest first
+    max_tokens: int | None = None  # the longest memory asked for
 
 
 class Provider(Protocol):

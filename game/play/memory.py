@@ -36,9 +36,10 @@ FIXED_PROMPT_TOKENS = 1500  # rules, world, cast and state take about this much 
 FOLD_WHEN = 0.75  # fold once unsummarised turns fill this share of the history budget
 KEEP_RAW = 0.4  # ...keeping the newest turns worth this share out of the fold
 MEMORY_WORDS = 300
-# A summarise request holds its instructions, the world and cast, the memory so far and room for
-# the new memory (about MEMORY_WORDS words) besides the turns it folds: about this much.
-SUMMARY_OVERHEAD_TOKENS = 1500
+SUMMARY_REPLY_TOKENS = 500  # the new memory: MEMORY_WORDS words, with room to spare
+# A summarise request holds its instructions, the world and cast, the memory so far (up to
+# MEMORY_CHARS) and room for the new memory besides the turns it folds: about this much.
+SUMMARY_OVERHEAD_TOKENS = 700 + MEMORY_CHARS // 4 + SUMMARY_REPLY_TOKENS
 FOLD_COLUMNS = ("id", "depth", "role", "content", "status", "memory", "memory_through")
 
 
@@ -151,7 +152,10 @@ class MemoryKeeper:
                 max_words=MEMORY_WORDS,
             )
             request = SummaryRequest(
-                messages=[{"role": "user", "content": prompt}], memory=head.memory, turns=turns
+                messages=[{"role": "user", "content": prompt}],
+                memory=head.memory,
+                turns=turns,
+                max_tokens=SUMMARY_REPLY_TOKENS,
             )
             memory = clip_memory(await self.provider.summarise(request))
             await store_memory(self.sessions, head.id, memory, fold[-1].depth)

@@ -37,8 +37,8 @@ def message_tokens(text: str) -> int:
 
 def reply_reserve(context_tokens: int, reply_tokens: int = DEFAULT_REPLY_TOKENS) -> int:
     """Tokens kept free in the context for the model's own reply: the reply budget asked
-    for, but never more than half the context (the prompt needs the rest)."""
-    return max(1, min(reply_tokens, context_tokens // 2))
+    for, but never more than a third of the context (the prompt needs the rest)."""
+    return max(1, min(reply_tokens, context_tokens // 3))
 
 
 @dataclass
@@ -110,7 +110,7 @@ def build_messages(
 
     One system message (rules, world and cast or the card, the current state, the memory,
     the lore that fired), then as many of the most recent messages of the branch as fit, then
-    the action, leaving `reply_tokens` (at most half the context) for the reply. `history`
+    the action, leaving `reply_tokens` (at most a third of the context) for the reply. `history`
     holds (role, text) pairs of the current branch, oldest first.
     Everything the model must know is in the single system message, since some bridges keep
     only the last one. `lore`: the entries that fired (computed here when not given).

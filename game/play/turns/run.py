@@ -143,7 +143,11 @@ class TurnRunner:
                 # The backend's context is smaller than the game thought: learn its size,
                 # build the prompt again within it (fewer past turns), and ask once more.
                 self.finisher.planner.context.learn(exc.context_tokens)
-                plan.request = self.finisher.planner.refit(plan)
+                smaller = self.finisher.planner.refit(plan)
+                if smaller.messages == plan.request.messages:  # nothing left to drop:
+                    exc.retryable = False  # the same prompt would be refused the same way
+                    raise
+                plan.request = smaller
                 await self._stream(plan, live, narration, raw_parts)
         except asyncio.CancelledError:
             if self.finisher.closing:
