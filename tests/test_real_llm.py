@@ -20,10 +20,14 @@ import pytest
 from game.ai.capabilities import PROBE_TIMEOUT, probe
 from game.ai.client import make_client
 from game.ai.provider import Capabilities
+from game.play.memory import SUMMARY_REPLY_TOKENS
 from tests.aio import run
 from tests.appserver import ROOT, Player, Server, free_port, make_server
 
 LLAMA_VERSION = "0.3.36"
+LLAMA_CONTEXT = 2048
+REPLY_TOKENS = 300  # the game's reply budget here: ten turns of a 2-core CPU model stay quick
+LOGS: dict[str, Path] = {}  # llama-server's log per URL: how many tokens each reply took
 pytestmark = pytest.mark.llm
 
 
@@ -47,7 +51,9 @@ def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(reason)
         pytest.skip(reason)
     port = free_port()
-    log = (tmp_path_factory.mktemp("llama") / "llama.log").open("wb")
+    log_path = tmp_path_factory.mktemp("llama") / "llama.log"
+    LOGS[f"http://127.0.0.1:{port}/v1"] = log_path
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [
             str(binary),
@@ -58,11 +64,9 @@ def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--port",
             str(port),
             "-c",
-            "4096",
+            str(LLAMA_CONTEXT),  # small, as people run it: the game must fit its prompts in
             "-np",
-            "1",
-            "-n",
-            "512",
+            "1",  # no -n: the game's reply budget (max_tokens) is what ends a long reply
             "-t",
             "2",
         ],
@@ -97,6 +101,7 @@ def llm_game(tmp_path_factory: pytest.TempPathFactory, llama_url: str) -> Iterat
         CHATGAME_OPENAI_BASE_URL=llama_url,
         CHATGAME_CHAT_MODEL="smollm2",
         CHATGAME_READ_TIMEOUT="180",
+        CHATGAME_REPLY_TOKENS=str(REPLY_TOKENS),
     ).start()
     yield server
     server.stop()
@@ -142,7 +147,12 @@ def test_the_probe_finds_json_schema_on_llama_server(llama_url: str) -> None:
         assert caps.images is False
 
 
-def test_several_turns_with_a_real_model_stay_readable(llm_game: Server) -> None:
+def test_ten_turns_in_a_row_on_a_small_context_never_get_stuck(
+    llm_game: Server, llama_url: str
+) -> None:
+    """llama-server at -c 2048: the game reads the context from it, keeps every prompt within
+    it and asks for at most its reply budget, so ten turns in a row play (a tiny model's
+    unreadable reply fails as a turn the player can write again, never as a stuck game)."""
     player = Player(llm_game)
     for _ in range(120):  # let the start-up capability probe finish, so turns use json_schema
         about = player.get("/about").text
@@ -151,13 +161,11 @@ def test_several_turns_with_a_real_model_stay_readable(llm_game: Server) -> None
         time.sleep(1)
     assert capability(about, "Streaming chat") == "yes"
     assert capability(about, "JSON schema output") == "yes"
+    assert capability(about, "Context size") == "yes" and "2,048 tokens" in about
     game = player.new_game(world="vesper-reach", route="the-last-train", cast="pim")
-    actions = [
-        None,
-        {"choice": "c0"},
-        {"action": "I ask Pim what the ticket says"},
-        {"choice": "c1"},
-    ]
+    actions = [None, {"choice": "c0"}, {"action": "I ask Pim what the ticket says"}]
+    actions += [{"choice": f"c{n % 2}"} for n in range(4)]
+    actions += [{"action": "I look for the conductor"}, {"choice": "c0"}, {"choice": "c1"}]
     retries = 0
     for action in actions:
         if action is not None:
@@ -167,8 +175,9 @@ def test_several_turns_with_a_real_model_stay_readable(llm_game: Server) -> None
         page = player.play_page(game)
         status, narration, choices = head_turn(page)
         # A reply with no story in it is a failure the player can read and retry.
-        while status == "failed" and retries < 4:
+        while status == "failed" and retries < 5:
             assert "Write this turn again" in page and 'class="notice notice--failed"' in page
+            assert "context" not in page.split('class="notice notice--failed"')[-1][:300]
             retries += 1
             head = player.head_id(game)
             assert player.post(f"/games/{game}/messages/{head}/retry").status_code == 303
@@ -181,3 +190,10 @@ def test_several_turns_with_a_real_model_stay_readable(llm_game: Server) -> None
         assert "{&#34;" not in narration
         assert 2 <= len(choices) <= 4
     assert "Internal" not in player.get("/").text
+    if llama_url in LOGS:  # a server started here: its log says what each reply cost
+        log = LOGS[llama_url].read_text(errors="replace")
+        replies = [int(n) for n in re.findall(r"\s eval time =.*?/\s*(\d+) tokens", log)]
+        assert len(replies) >= len(actions)
+        # turns ask for REPLY_TOKENS, memory folds for SUMMARY_REPLY_TOKENS, the probe for less
+        assert max(replies) <= max(REPLY_TOKENS, SUMMARY_REPLY_TOKENS), replies
+        assert "exceeds the available context" not in log
