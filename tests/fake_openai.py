@@ -7,7 +7,8 @@ Tests script the next reply of a profile with
 `POST /_control/script {"profile": ..., "fault": ..., ...}` and read what the server saw from
 `GET /_control/log`. Faults: slow-first-token, stall, drop, malformed, 429, 500, in-band,
 non-json, truncate, cut, empty, length, and `status`: answer `{"status": N, "body": ...}` as given
-(a string body is sent as text, anything else as JSON), with optional `headers`.
+(a string body is sent as text, anything else as JSON), with optional `headers`. A script's
+`think` is reasoning sent first: inside `<think>` tags in the content, or as `think_as` deltas.
 
 It is plain ASGI so that it can misbehave exactly like the real servers (dropped connections,
 broken chunks) without a framework smoothing things over.
@@ -226,6 +227,9 @@ async def chat(
 
     delay = float(script.get("delay_ms", DEFAULT_DELAY_MS)) / 1000
     text = reply_text(profile, body, script)
+    thought = str(script.get("think", ""))  # a reasoning model's thinking before its reply
+    if thought and script.get("think_as", "content") == "content":
+        text = f"<think>{thought}</think>\n{text}"
     parts = pieces(text, profile)
     if fault == "empty":
         parts = []
@@ -241,6 +245,10 @@ async def chat(
         await emit(chunk(profile, model, {"role": "assistant"}))
     elif profile != "chat2api":
         await emit(chunk(profile, model, {"role": "assistant", "content": ""}, operation=operation))
+    if thought and script.get("think_as", "content") != "content":  # e.g. reasoning_content
+        for piece in pieces(thought, profile):
+            await asyncio.sleep(delay)
+            await emit(chunk(profile, model, {script["think_as"]: piece}))
     for piece in parts:
         if operation and operations[operation]["status"] == "cancelled":
             record["ended_by_cancel"] = True

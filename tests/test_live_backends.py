@@ -7,6 +7,7 @@ The game runs as a real server pointed at the fake backend (tests/fake_openai.py
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -530,3 +531,30 @@ def test_a_stream_that_just_ends_is_a_failure_that_can_be_continued(
     page = player.play_page(game)
     assert "msg--failed" not in page and player.head_id(game) == head
     assert html.unescape(narration_of_head(page)).startswith("<p>" + kept.strip())
+
+
+@pytest.mark.parametrize("think_as", ["content", "reasoning_content", "reasoning"])
+def test_reasoning_is_never_story_and_the_turn_says_the_model_is_thinking(
+    openai_server: Server, fake_backend: FakeBackend, think_as: str
+) -> None:
+    """A local reasoning model's `<think>` block, or reasoning deltas: a "thinking" event
+    while it reasons, then the story, with none of the reasoning in the narration, the
+    stored output or the next prompt."""
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    thought = "Hmm, the player wants the bell. SECRET-PLAN: make the tower fall later."
+    fake_backend.script("openai", think=thought, think_as=think_as, delay_ms=40)
+    events = player.post_events(f"/games/{game}/turns", {"choice": "c0"})
+    names = [name for name, _, _ in events]
+    assert "thinking" in names and names.index("thinking") < names.index("delta"), names
+    assert all("SECRET-PLAN" not in data for _, _, data in events)
+    page = player.play_page(game)
+    assert "SECRET-PLAN" not in page and "msg--failed" not in page
+    assert "The fake narrator hears you: Follow the sound." in narration_of_head(page)
+    exported = player.get(f"/games/{game}/export.json").json()
+    assert all("SECRET-PLAN" not in m["raw"] + m["content"] for m in exported["messages"])
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    player.finish_turn(game)
+    prompt = json.dumps(fake_backend.turn_requests("openai")[-1]["body"]["messages"])
+    assert "SECRET-PLAN" not in prompt and "think>" not in prompt

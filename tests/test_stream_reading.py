@@ -10,7 +10,7 @@ import json
 import pytest
 
 from game.ai.client import make_client
-from game.ai.openai_compat import OpenAICompatProvider
+from game.ai.openai_compat import OpenAICompatProvider, ThinkFilter
 from game.ai.provider import CutReply, ProviderError, TurnRequest
 from tests.aio import run
 from tests.test_mock_narrator import BASE
@@ -162,3 +162,20 @@ def test_a_request_on_a_connection_the_server_just_closed_is_sent_again() -> Non
 
     assert run(two_turns()) == [["Hello there."], ["Hello there."]]
     assert requests == 3  # the second turn's request, closed on, then sent again
+
+
+@pytest.mark.parametrize(
+    ("pieces", "story"),
+    [
+        (["<thi", "nk>plan", " it</th", "ink>\n", "Rain."], "Rain."),
+        (["  <think>a</think>", "Rain."], "Rain."),
+        (["<b>Rain.</b>"], "<b>Rain.</b>"),  # a tag, but not a thinking block: story
+        (["<", "th"], "<th"),  # a reply that only looked like a tag's start
+        (["Rain <think>not at the start</think>."], "Rain <think>not at the start</think>."),
+        (["<think>never closed"], ""),
+    ],
+)
+def test_a_thinking_block_at_the_start_is_held_back(pieces: list[str], story: str) -> None:
+    reasoning = ThinkFilter()
+    out = "".join(reasoning.feed(piece)[0] for piece in pieces) + reasoning.flush()
+    assert out == story

@@ -20,10 +20,12 @@ from game.ai.backend_errors import find_in_band_error, from_exception
 from game.ai.capabilities import probe
 from game.ai.client import OPERATION_HEADER, bare_model_id, cancel_bridge_operation
 from game.ai.provider import (
+    THINKING,
     Capabilities,
     CutReply,
     ProviderError,
     SummaryRequest,
+    Thinking,
     TruncatedReply,
     TurnRequest,
 )
@@ -70,12 +72,63 @@ def chunk_text(chunk: object) -> tuple[str, str | None]:
 
     Usage-only chunks (empty `choices`), keep-alives, a missing role or delta: no text.
     """
+    delta, finish = _delta(chunk)
+    piece = delta.get("content")
+    return (piece if isinstance(piece, str) else ""), finish
+
+
+def is_reasoning(chunk: object) -> bool:
+    """A chunk of the model's reasoning (llama-server, vLLM, Ollama, DeepSeek, OpenRouter)."""
+    delta, _ = _delta(chunk)
+    return any(isinstance(delta.get(k), str) and delta[k] for k in REASONING_KEYS)
+
+
+REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
+def _delta(chunk: object) -> tuple[dict[str, Any], str | None]:
     choices = chunk.get("choices") if isinstance(chunk, dict) else None
     if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
-        return "", None
+        return {}, None
     delta = choices[0].get("delta")
-    piece = delta.get("content") if isinstance(delta, dict) else None
-    return (piece if isinstance(piece, str) else ""), choices[0].get("finish_reason")
+    return (delta if isinstance(delta, dict) else {}), choices[0].get("finish_reason")
+
+
+class ThinkFilter:
+    """Holds back a `<think>...</think>` block at the start of a reply's text: local reasoning
+    models write their reasoning there, and it is not story. Tags may be split across chunks."""
+
+    OPEN, CLOSE = "<think>", "</think>"
+
+    def __init__(self) -> None:
+        self._held = ""
+        self._state = "start"  # start | thinking | story
+
+    def feed(self, piece: str) -> tuple[str, bool]:
+        """The story text in `piece`, and whether the model is reasoning."""
+        if self._state == "story":
+            return piece, False
+        self._held += piece
+        if self._state == "start":
+            head = self._held.lstrip()
+            if len(head) < len(self.OPEN) and self.OPEN.startswith(head):
+                return "", False  # "", "<", "<thi"...: not known yet
+            if not head.startswith(self.OPEN):
+                return self.flush(), False
+            self._state, self._held = "thinking", head[len(self.OPEN) :]
+        end = self._held.find(self.CLOSE)
+        if end < 0:
+            self._held = self._held[-len(self.CLOSE) :]  # a closing tag may be arriving
+            return "", True
+        story = self._held[end + len(self.CLOSE) :].lstrip()
+        self._state, self._held = "story", ""
+        return story, False
+
+    def flush(self) -> str:
+        """What is held back once the reply ends (story text that only looked like a tag)."""
+        held, self._held = ("" if self._state == "thinking" else self._held), ""
+        self._state = "story"
+        return held
 
 
 class ReplyStream(openai.AsyncStream[object]):
@@ -180,7 +233,7 @@ class OpenAICompatProvider:
             stream_cls=ReplyStream,
         )
 
-    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
+    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[str | Thinking]:
         operation_id: str | None = None
         stream = None
         stopped = False
@@ -191,12 +244,16 @@ class OpenAICompatProvider:
                 self.request_body(request.messages, request.max_tokens)
             )
             operation_id = stream.response.headers.get(OPERATION_HEADER)
+            reasoning = ThinkFilter()
             async for chunk in stream:
                 if not isinstance(chunk, dict):
                     continue
                 operation_id = operation_id or chunk.get("chatgpt_operation_id")
                 piece, finished = chunk_text(chunk)
                 finish_reason = finished or finish_reason
+                piece, thinking = reasoning.feed(piece)
+                if thinking or is_reasoning(chunk):
+                    yield THINKING
                 if not piece:
                     continue
                 error = find_in_band_error(text[-40:] + piece)
@@ -204,6 +261,10 @@ class OpenAICompatProvider:
                     raise ProviderError(f"The narrator's backend reported an error: {error}")
                 text += piece
                 yield piece
+            held = reasoning.flush()  # a reply as short as "<th" is story after all
+            if held:
+                text += held
+                yield held
         except (asyncio.CancelledError, GeneratorExit):  # Stop, or the game shutting down
             stopped = True
             raise

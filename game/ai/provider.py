@@ -136,6 +136,16 @@ class SummaryRequest:
     max_tokens: int | None = None  # the longest memory asked for
 
 
+class Thinking:
+    """Yielded by `stream_turn` while the model reasons (its reasoning is never story text)."""
+
+    def __repr__(self) -> str:
+        return "THINKING"
+
+
+THINKING = Thinking()
+
+
 class Provider(Protocol):
     """A narrator backend. Implementations: mock (default) and OpenAI-compatible.
 
@@ -148,8 +158,9 @@ class Provider(Protocol):
     model: str  # the chat model asked for; a live provider keeps the bare id
     capabilities: Capabilities | None  # what the backend can do (None: nothing to ask)
 
-    def stream_turn(self, request: TurnRequest) -> AsyncIterator[str]:
-        """Yield the raw output (the JSON turn format) in chunks as it is generated."""
+    def stream_turn(self, request: TurnRequest) -> AsyncIterator[str | Thinking]:
+        """Yield the raw output (the JSON turn format) in chunks as it is generated, and
+        THINKING while the model reasons before it writes."""
         ...
 
     async def summarise(self, request: SummaryRequest) -> str:

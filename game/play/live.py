@@ -23,6 +23,7 @@ class LiveTurn:
     player_id: str = ""  # whose turn it is: lets a stream start without reading the database
     text: str = ""
     finished: bool = False
+    thinking_since: float | None = None  # when the model began reasoning (loop time), if it did
     task: asyncio.Task | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -30,6 +31,18 @@ class LiveTurn:
         if piece:
             self.text += piece
             self._wake()
+
+    def think(self) -> None:
+        """The model is reasoning before it writes: followers may say so (once)."""
+        if self.thinking_since is None:
+            self.thinking_since = asyncio.get_running_loop().time()
+            self._wake()
+
+    def thinking_for(self) -> float | None:
+        """Seconds the model has been reasoning with no story text yet (None: it is not)."""
+        if self.thinking_since is None or self.text:
+            return None
+        return asyncio.get_running_loop().time() - self.thinking_since
 
     def finish(self) -> None:
         self.finished = True
@@ -40,7 +53,9 @@ class LiveTurn:
         changed.set()
 
     async def follow(self, offset: int) -> AsyncIterator[tuple[int, str] | None]:
-        """Yield (new offset, text) as narration arrives, None as a heartbeat, until finished."""
+        """Yield (new offset, text) as narration arrives, until finished; None as a heartbeat,
+        and once when the model starts reasoning (see `thinking_for`)."""
+        told_thinking = False
         while True:
             changed = self._changed
             if len(self.text) > offset:
@@ -49,6 +64,10 @@ class LiveTurn:
                 continue
             if self.finished:
                 return
+            if not told_thinking and self.thinking_for() is not None:
+                told_thinking = True
+                yield None
+                continue
             try:
                 await asyncio.wait_for(changed.wait(), HEARTBEAT_SECONDS)
             except TimeoutError:

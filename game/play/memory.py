@@ -37,9 +37,9 @@ FOLD_WHEN = 0.75  # fold once unsummarised turns fill this share of the history 
 KEEP_RAW = 0.4  # ...keeping the newest turns worth this share out of the fold
 MEMORY_WORDS = 300
 SUMMARY_REPLY_TOKENS = 500  # the new memory: MEMORY_WORDS words, with room to spare
-# A summarise request holds its instructions, the world and cast, the memory so far (up to
-# MEMORY_CHARS) and room for the new memory besides the turns it folds: about this much.
-SUMMARY_OVERHEAD_TOKENS = 700 + MEMORY_CHARS // 4 + SUMMARY_REPLY_TOKENS
+# A summarise request holds its instructions, the world and cast and the memory so far (up to
+# MEMORY_CHARS) besides the turns it folds: about this much.
+SUMMARY_PROMPT_TOKENS = 700 + MEMORY_CHARS // 4
 FOLD_COLUMNS = ("id", "depth", "role", "content", "status", "memory", "memory_through")
 
 
@@ -67,9 +67,15 @@ def may_need_fold(history: Sequence[tuple[str, str]], reply: str, context_tokens
     return costs > FOLD_WHEN * history_budget(context_tokens)
 
 
+def summary_reply_tokens(context_tokens: int) -> int:
+    """The longest memory asked for: shorter in a small context, which has less room for it."""
+    return min(SUMMARY_REPLY_TOKENS, context_tokens // 8)
+
+
 def fold_budget(context_tokens: int) -> int:
     """Tokens of turns one summarise request may fold, so that it fits the context too."""
-    return max(256, context_tokens - SUMMARY_OVERHEAD_TOKENS)
+    spare = context_tokens - SUMMARY_PROMPT_TOKENS - summary_reply_tokens(context_tokens)
+    return max(256, spare)
 
 
 def turns_to_fold(branch: Sequence[Any], context_tokens: int) -> list[Any]:
@@ -155,7 +161,7 @@ class MemoryKeeper:
                 messages=[{"role": "user", "content": prompt}],
                 memory=head.memory,
                 turns=turns,
-                max_tokens=SUMMARY_REPLY_TOKENS,
+                max_tokens=summary_reply_tokens(self.context.tokens),
             )
             memory = clip_memory(await self.provider.summarise(request))
             await store_memory(self.sessions, head.id, memory, fold[-1].depth)

@@ -264,7 +264,11 @@ async def _deltas(live: LiveTurn, position: int) -> AsyncIterator[ServerSentEven
     """A live turn's narration from `position` on, as delta events (and heartbeats)."""
     async for item in live.follow(position):
         if item is None:
-            yield ServerSentEventMessage(comment="still writing")
+            thinking = live.thinking_for()
+            if thinking is not None:  # the page says so, with the time, until the first words
+                yield ServerSentEventMessage(data=str(int(thinking)), event="thinking")
+            else:
+                yield ServerSentEventMessage(comment="still writing")
             continue
         position, piece = item
         yield ServerSentEventMessage(data=json.dumps(piece), event="delta", id=position)

@@ -26,7 +26,9 @@
     const source = new EventSource(url);
     let finished = false;
 
+    source.addEventListener("thinking", function (event) { showThinking(article, event.data); });
     source.addEventListener("delta", function (event) {
+      stopThinking(article);
       textNode.textContent += JSON.parse(event.data);
       keepInView(article);
     });
@@ -42,6 +44,27 @@
         setTimeout(function () { if (document.contains(article)) follow(article); }, 2000);
       }
     };
+  }
+
+  // A reasoning model thinks before it writes: say so, with the time, until its first words.
+  function showThinking(article, seconds) {
+    if (article.querySelector(".thinking")) return;
+    const note = document.createElement("p");
+    note.className = "thinking";
+    const clock = document.createElement("span");
+    note.append("The narrator is thinking… ", clock);
+    const started = Date.now() - Number(seconds || 0) * 1000;
+    const tick = function () { clock.textContent = Math.round((Date.now() - started) / 1000) + " s"; };
+    tick();
+    note.dataset.timer = String(setInterval(tick, 1000));
+    article.querySelector(".narration").before(note);
+    keepInView(article);
+  }
+  function stopThinking(article) {
+    const note = article.querySelector(".thinking");
+    if (!note) return;
+    clearInterval(Number(note.dataset.timer));
+    note.remove();
   }
 
   // The turn is written: its stored version (choices, state, art) replaces the live article.
@@ -105,7 +128,10 @@
         article = document.getElementById(claimed);
       } else if (name === "panels") {
         panels = data;
+      } else if (name === "thinking" && article) {
+        showThinking(article, data);
       } else if (name === "delta" && article) {
+        stopThinking(article);
         article.querySelector(".live-text").textContent += JSON.parse(data);
         offset = id;
         keepInView(article);
@@ -178,8 +204,13 @@
     if (growing === null) requestAnimationFrame(function () {
       const rect = growing.getBoundingClientRect();
       growing = null;
-      if (rect.bottom > window.innerHeight - 40 && rect.bottom < window.innerHeight + 400) {
-        window.scrollBy({ top: rect.bottom - window.innerHeight + 120, behavior: "smooth" });
+      // The choices and composer stay at the bottom of a wide screen (sticky): what is behind
+      // them is out of view too.
+      const panel = document.querySelector(".turn-ui");
+      const sticky = panel && getComputedStyle(panel).position === "sticky";
+      const floor = sticky ? panel.getBoundingClientRect().top : window.innerHeight;
+      if (rect.bottom > floor - 40 && rect.bottom < window.innerHeight + 400) {
+        window.scrollBy({ top: rect.bottom - floor + 80, behavior: "smooth" });
       }
     });
     growing = element;

@@ -13,7 +13,14 @@ import logging
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from game.ai.provider import ContextOverflow, CutReply, Provider, ProviderError, TruncatedReply
+from game.ai.provider import (
+    THINKING,
+    ContextOverflow,
+    CutReply,
+    Provider,
+    ProviderError,
+    TruncatedReply,
+)
 from game.play.errors import PlayError
 from game.play.fanout import TurnFanout
 from game.play.live import LiveTurn, TurnHub
@@ -121,6 +128,10 @@ class TurnRunner:
         # aclosing: a Stop that lands between chunks still runs the provider's clean-up.
         async with aclosing(self.provider.stream_turn(plan.request)) as chunks:
             async for chunk in chunks:
+                if chunk is THINKING:
+                    live.think()
+                    continue
+                assert isinstance(chunk, str)
                 raw_parts.append(chunk)
                 live.append(narration.feed(chunk))
                 if plan.committed.is_set() and not plan.lost:  # its row exists: save it

@@ -1,5 +1,6 @@
-"""A failed turn in a real browser: the retry button waits out a rate limit, and a later turn
-takes the failed turn's tools off the page without a reload."""
+"""Live play in a real browser: the retry button waits out a rate limit, a later turn takes a
+failed turn's tools off the page without a reload, and a reasoning model's turn says it is
+thinking until its first words."""
 
 from __future__ import annotations
 
@@ -49,6 +50,36 @@ def test_retry_waits_out_a_rate_limit_then_goes_with_the_next_turn(  # type: ign
         expect(page.locator(".choice").first).to_be_visible()
         expect(page.get_by_role("button", name="Write this turn again")).to_have_count(0)
         assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+        assert page.js_errors == []
+    finally:
+        server.stop()
+
+
+def test_a_reasoning_model_is_shown_thinking_until_its_first_words(  # type: ignore[no-untyped-def]
+    browser, fake_backend: FakeBackend, tmp_path: Path
+) -> None:
+    server = make_server(
+        tmp_path, in_process=True, CHATGAME_OPENAI_BASE_URL=fake_backend.base_url("openai")
+    ).start()
+    try:
+        page = new_page(browser)
+        page.goto(server.url + "/games/new")
+        page.get_by_label("Your name").fill("Ilse")
+        page.get_by_role("button", name="Begin the story").click()
+        choices = page.get_by_role("group", name="Choices").get_by_role("button")
+        expect(choices.first).to_be_visible(timeout=20_000)
+
+        thought = "The player follows the sound; I will have the bell ring twice. " * 8
+        fake_backend.script("openai", think=thought, think_as="reasoning_content", delay_ms=80)
+        choices.first.click()
+        thinking = page.locator(".msg--streaming .thinking")
+        expect(thinking).to_contain_text("The narrator is thinking…")
+        expect(thinking).to_contain_text("1 s")  # the clock runs
+        screenshot(page, "thinking-desktop")
+        expect(page.locator(".msg--streaming .live-text")).not_to_be_empty(timeout=20_000)
+        expect(thinking).to_have_count(0)  # gone with the first words
+        expect(page.locator(".msg--streaming")).to_have_count(0, timeout=20_000)
+        assert "bell ring twice" not in page.content()
         assert page.js_errors == []
     finally:
         server.stop()
