@@ -558,3 +558,34 @@ def test_reasoning_is_never_story_and_the_turn_says_the_model_is_thinking(
     player.finish_turn(game)
     prompt = json.dumps(fake_backend.turn_requests("openai")[-1]["body"]["messages"])
     assert "SECRET-PLAN" not in prompt and "think>" not in prompt
+
+
+def test_junk_state_from_the_model_never_reaches_the_page(
+    openai_server: Server, fake_backend: FakeBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """chatgpt-to-api's model copied the format's example and the prompt's labels into its
+    state: a "Name 0" meter and a "Mara Quill's action:" note appeared. They are left out (and
+    counted in the log); the meters the story has still move."""
+    player = Player(openai_server)
+    game = player.new_game()
+    player.finish_turn(game)
+    before = meters(player.play_page(game))
+    turn = {
+        "narration": "The bell answers from the tower.",
+        "choices": ["Climb", "Wait"],
+        "hint": "Listen.",
+        "state": {
+            "meters": {"name": 0, "resolve": 70, "Panic": 90},
+            "notes": {"name": "...", "Mara Quill's action:": "I follow the sound"},
+        },
+        "scene": {"title": "Tower", "summary": "", "image_prompt": "", "new_picture": False},
+    }
+    fake_backend.script("openai", content=json.dumps(turn))
+    with caplog.at_level("INFO", logger="game.play.turns.finish"):
+        player.post(f"/games/{game}/turns", {"choice": "c0"})
+        player.finish_turn(game)
+    page = player.play_page(game)
+    assert meters(page) == before | {"resolve": 70}
+    assert 'id="meter-name"' not in page and "panic" not in page.lower()
+    assert "action:" not in page.split('class="sidebar"', 1)[1]
+    assert "4 state keys left out" in caplog.text

@@ -14,8 +14,34 @@ BASE = StoryState(
 
 
 def test_meters_absolute_and_delta_values_are_clamped() -> None:
-    state = merge_state(BASE, {"meters": {"courage": 130, "trust": "+15", "Fear Level": -5}})
-    assert state.meters == {"courage": 100, "trust": 35, "fear_level": 0}
+    state = merge_state(BASE, {"meters": {"courage": 130, "Trust": "+15"}})
+    assert state.meters == {"courage": 100, "trust": 35}
+    assert merge_state(BASE, {"meters": {"courage": -5}}).meters["courage"] == 0
+
+
+def test_junk_from_the_model_is_dropped_and_named() -> None:
+    """What chatgpt-to-api's model sent: the format's example copied ("name": 0, a "Name 0"
+    meter), a meter the story does not have, notes that echo the prompt's labels."""
+    dropped: list[str] = []
+    update = {
+        "meters": {"name": 0, "Fear Level": -5, "trust": 30},
+        "notes": {
+            "name": "...",
+            "Mara Quill's action:": "I follow the sound",
+            "last_action": "Mara Quill's action:",
+            "Rumour": "The bell rang twice.",
+        },
+    }
+    state = merge_state(BASE, update, dropped)
+    assert state.meters == {"courage": 50, "trust": 30}
+    assert state.notes == {"goal": "Find the bell", "rumour": "The bell rang twice."}
+    assert dropped == [
+        "meters.name",
+        "meters.fear_level",
+        "notes.name",
+        "notes.mara_quill_s_action",
+        "notes.last_action",
+    ]
 
 
 def test_unreadable_values_are_ignored_not_fatal() -> None:
@@ -49,9 +75,9 @@ def test_merge_does_not_mutate_previous_snapshot() -> None:
     assert BASE.model_dump() == before
 
 
-def test_meter_count_is_capped() -> None:
+def test_a_model_adds_no_meters() -> None:
     update = {"meters": {f"m{i}": 10 for i in range(20)}}
-    assert len(merge_state(BASE, update).meters) == MAX_METERS
+    assert len(merge_state(BASE, update).meters) == len(BASE.meters) <= MAX_METERS
 
 
 @pytest.mark.parametrize("update", [None, [], "text", 5, {"meters": [1, 2]}])

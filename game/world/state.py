@@ -97,16 +97,31 @@ def _names(value: Any) -> list[str]:
     return [str(v).strip()[:ITEM_CHARS] for v in value if str(v).strip()]
 
 
-def merge_state(previous: StoryState, update: Any) -> StoryState:
+# What a model copies from the output format's example, or from the prompt's own labels
+# ("Mara Quill's action: ..."), instead of writing state: never a meter or a note.
+_PLACEHOLDER = re.compile(r"^(?:|\.\.\.|…|name|none|null|n/?a|string|value|key)$", re.I)
+_PROMPT_LABEL = re.compile(r"'s action\b|:\s*$")
+
+
+def _is_junk_note(raw_name: str, name: str, text: str) -> bool:
+    """A note copied from the format's example or the prompt's labels, not written."""
+    placeholder = _PLACEHOLDER.match(name) or (text and _PLACEHOLDER.match(text))
+    return bool(placeholder or _PROMPT_LABEL.search(raw_name) or _PROMPT_LABEL.search(text))
+
+
+def merge_state(previous: StoryState, update: Any, dropped: list[str] | None = None) -> StoryState:
     """Apply a model's state update to the previous snapshot and return a new, valid snapshot.
 
-    Meters take absolute values, or deltas written as strings with a sign ("+5", "-10").
-    Notes set or (with an empty value / null) remove a key. Inventory accepts `add`/`remove`
-    lists or a full `inventory` list. Anything unreadable is ignored, never fatal.
+    Meters take absolute values, or deltas written as strings with a sign ("+5", "-10"), and
+    only meters the story already has (the route's, or a card game's): a model does not invent
+    them. Notes set or (with an empty value / null) remove a key. Inventory accepts
+    `add`/`remove` lists or a full `inventory` list. Anything unreadable is ignored, never
+    fatal; unknown meters and junk notes are left out and named in `dropped`.
     """
     state = previous.model_copy(deep=True)
     if not isinstance(update, dict):
         return state
+    junk = dropped if dropped is not None else []
 
     meters = update.get("meters")
     if isinstance(meters, dict):
@@ -115,10 +130,11 @@ def merge_state(previous: StoryState, update: Any) -> StoryState:
             number = _as_number(raw_value)
             if not name or number is None:
                 continue
-            is_delta = isinstance(raw_value, str) and raw_value.strip()[:1] in "+-"
-            base = state.meters.get(name, 50) if is_delta else 0
-            if name not in state.meters and len(state.meters) >= MAX_METERS:
+            if name not in state.meters:
+                junk.append(f"meters.{name}")
                 continue
+            is_delta = isinstance(raw_value, str) and raw_value.strip()[:1] in "+-"
+            base = state.meters[name] if is_delta else 0
             state.meters[name] = clamp_meter(base + number)
 
     notes = update.get("notes")
@@ -128,7 +144,9 @@ def merge_state(previous: StoryState, update: Any) -> StoryState:
             if not name:
                 continue
             text = "" if raw_value is None else str(raw_value).strip()
-            if not text:
+            if _is_junk_note(str(raw_name), name, text):
+                junk.append(f"notes.{name}")
+            elif not text:
                 state.notes.pop(name, None)
             elif name in state.notes or len(state.notes) < MAX_NOTES:
                 state.notes[name] = text[:NOTE_CHARS]

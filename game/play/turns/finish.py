@@ -9,6 +9,7 @@ what follows a stored turn.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -23,6 +24,8 @@ from game.store.models import ArtJob, Game, Message, utcnow
 from game.store.turn_rows import store_finished_turn
 from game.world.catalog import Catalog
 from game.world.state import merge_state
+
+log = logging.getLogger(__name__)
 
 STOPPED_NOTICE = "You stopped the narrator here."
 INTERRUPTED_NOTICE = "The game stopped while this turn was being written."
@@ -82,7 +85,10 @@ def settle(message: Message, plan: TurnPlan, ending: Ending) -> None:
     message.content = ending.streamed.strip() if plan.prefix else turn.narration
     message.hint = turn.hint
     message.scene = turn.scene or None
-    message.state = merge_state(before, turn.state_update).model_dump()
+    dropped: list[str] = []  # what the model wrote that is not this story's state
+    message.state = merge_state(before, turn.state_update, dropped).model_dump()
+    if dropped:
+        log.info("turn %s: %d state keys left out: %s", message.id, len(dropped), dropped[:8])
     message.choices = turn.choices if len(turn.choices) >= 2 else FALLBACK_CHOICES
     if "not_json" in turn.problems:
         message.notice = NOT_JSON_NOTICE
