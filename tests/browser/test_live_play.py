@@ -70,7 +70,7 @@ def test_a_reasoning_model_is_shown_thinking_until_its_first_words(  # type: ign
         expect(choices.first).to_be_visible(timeout=20_000)
 
         thought = "The player follows the sound; I will have the bell ring twice. " * 8
-        fake_backend.script("openai", think=thought, think_as="reasoning_content", delay_ms=80)
+        fake_backend.script("openai", think=thought, think_as="reasoning_content", delay_ms=40)
         choices.first.click()
         thinking = page.locator(".msg--streaming .thinking")
         expect(thinking).to_contain_text("The narrator is thinking…")
