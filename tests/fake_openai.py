@@ -25,10 +25,13 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
-PROFILES = ("openai", "llama", "bridge", "chat2api", "to-api", "small", "small-quiet")
-HONOURS_SCHEMA = {"openai", "llama", "to-api", "small", "small-quiet"}
+SMALL = ("small", "small-quiet", "small-dense")
+PROFILES = ("openai", "llama", "bridge", "chat2api", "to-api", *SMALL)
+HONOURS_SCHEMA = {"openai", "llama", "to-api", *SMALL}
 # A llama-server started with `-c 2048`: "small" says so on /props (as llama-server does), and
 # "small-quiet" says nothing; both refuse a longer prompt with llama-server's own 400.
+# "small-dense" says so too, but its tokenizer counts twice the game's estimate (as real ones
+# may for CJK text or code).
 SMALL_CONTEXT = 2048
 BRIDGE_MODELS = ["auto", "gpt-5-5", "gpt-5-5-thinking-standard", "gpt-image-1"]
 
@@ -150,7 +153,10 @@ async def chat(
     record: dict[str, Any],
 ) -> None:
     if profile.startswith("small"):
-        record["prompt_tokens"] = tokens = prompt_tokens(body.get("messages") or [])
+        tokens = prompt_tokens(body.get("messages") or [])
+        if profile == "small-dense":
+            tokens *= 2
+        record["prompt_tokens"] = tokens
         if tokens > SMALL_CONTEXT:
             message = (
                 f"request ({tokens} tokens) exceeds the available context size "
@@ -415,8 +421,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": data})
         return
 
-    if path == "/small/props":  # llama-server's own route, beside /v1
-        log.append({"profile": "small", "method": method, "route": "/props", "body": {}})
+    if path in ("/small/props", "/small-dense/props"):  # llama-server's route, beside /v1
+        log.append({"profile": path.split("/")[1], "method": method, "route": "/props", "body": {}})
         await send_json(send, 200, {"default_generation_settings": {"n_ctx": SMALL_CONTEXT}})
         return
 

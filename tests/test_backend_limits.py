@@ -142,3 +142,25 @@ def test_a_backend_that_wants_max_completion_tokens_gets_it(
             assert body["max_completion_tokens"] == 1024 and "max_tokens" not in body
     finally:
         server.stop()
+
+
+def test_a_tokenizer_that_counts_more_than_the_estimate_never_sticks_the_game(
+    tmp_path: Path, fake_backend: FakeBackend
+) -> None:
+    """The backend states 2,048 and the game builds for 2,048, but its tokenizer counts twice
+    the game's estimate (CJK text, code): the refusal says the size the game already used, so
+    the game holds its prompts to a quarter less (again, if need be), and no turn fails."""
+    server = start_live_server(tmp_path, fake_backend, "small-dense")
+    try:
+        player = Player(server)
+        wait_for_probe(player, "2,048 tokens, from /props")
+        game = player.new_game()
+        player.finish_turn(game)
+        play(player, game, 8)
+        assert "msg--failed" not in player.play_page(game)
+        requests = fake_backend.log("small-dense", "/chat/completions")
+        refused = [r for r in requests if r["prompt_tokens"] > SMALL_CONTEXT]
+        assert 1 <= len(refused) <= 3
+        assert requests[-1]["prompt_tokens"] <= SMALL_CONTEXT
+    finally:
+        server.stop()

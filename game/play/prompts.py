@@ -57,10 +57,14 @@ class ContextBudget:
         return min(self.configured, backend) if backend else self.configured
 
     def learn(self, backend_tokens: int | None) -> None:
-        """The backend refused a prompt as too long: remember its size (or guess smaller)."""
+        """The backend refused a prompt as too long: hold prompts to the size it states, or,
+        when that is what they were built for already (its tokenizer counts more than the
+        estimate: CJK text, code), to a quarter less, and less again on each refusal."""
         caps = self.provider.capabilities if self.provider is not None else None
         if caps is not None:
-            caps.context_tokens = backend_tokens or self.tokens * 3 // 4
+            current = self.tokens
+            smaller = backend_tokens is not None and 0 < backend_tokens < current
+            caps.context_tokens = backend_tokens if smaller else current * 3 // 4
 
 
 def history_window(context_tokens: int) -> int:
