@@ -8,18 +8,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.appserver import FakeBackend, Player, Server, start_live_server
+from tests.appserver import FakeBackend, Player, start_live_server
 from tests.fake_openai import SMALL_CONTEXT
 from tests.test_round_trips import import_export
 
 # A long action (about 300 tokens): a few turns outgrow a 2,048-token context.
 ACTION = " ".join(["I follow the bell's sound down the alley, listening to every echo."] * 18)
-
-
-def play(player: Player, game: str, turns: int) -> None:
-    for n in range(turns):
-        player.post(f"/games/{game}/turns", {"action": f"{ACTION} ({n})."})
-        player.finish_turn(game)
 
 
 def wait_for_probe(player: Player, words: str) -> None:
@@ -30,30 +24,41 @@ def wait_for_probe(player: Player, words: str) -> None:
         time.sleep(0.1)
 
 
+def play_a_long_game(tmp: Path, backend: FakeBackend, profile: str, stated: str = "") -> list:
+    """An opening and eight long turns against `profile` (once the probe shows `stated`): none
+    fails, and no notice speaks of the context. Returns the chat requests the server saw."""
+    server = start_live_server(tmp, backend, profile)
+    try:
+        player = Player(server)
+        if stated:
+            wait_for_probe(player, stated)
+        game = player.new_game()
+        player.finish_turn(game)
+        for n in range(8):
+            player.post(f"/games/{game}/turns", {"action": f"{ACTION} ({n})."})
+            player.finish_turn(game)
+        page = player.play_page(game)
+        assert "msg--failed" not in page
+        assert "context" not in page.lower().split("<main", 1)[1]
+    finally:
+        server.stop()
+    return backend.log(profile, "/chat/completions")
+
+
 def test_a_context_the_backend_states_holds_every_request(
     tmp_path: Path, fake_backend: FakeBackend
 ) -> None:
     """llama-server started with -c 2048 says so on /props: every request the game sends then
     fits, its prompt and its reply budget together, however long the game grows."""
-    server: Server = start_live_server(tmp_path, fake_backend, "small")
-    try:
-        player = Player(server)
-        wait_for_probe(player, "2,048 tokens, from /props")
-        game = player.new_game()
-        player.finish_turn(game)
-        play(player, game, 8)
-        assert "msg--failed" not in player.play_page(game)
-        requests = fake_backend.log("small", "/chat/completions")
-        # turns ask for a third of the context as their reply (the probe and memory folds less)
-        turns = [r for r in requests if r["body"].get("max_tokens") == SMALL_CONTEXT // 3]
-        assert len(turns) >= 9
-        for record in requests:
-            reply = record["body"].get("max_tokens", 0)
-            assert record["prompt_tokens"] + reply <= SMALL_CONTEXT, record["prompt_tokens"]
-        # the game was long enough that a context of 8,192 would have held more of it
-        assert max(r["prompt_tokens"] for r in turns) > SMALL_CONTEXT * 2 // 3 - 200
-    finally:
-        server.stop()
+    requests = play_a_long_game(tmp_path, fake_backend, "small", "2,048 tokens, from /props")
+    # turns ask for a third of the context as their reply (the probe and memory folds less)
+    turns = [r for r in requests if r["body"].get("max_tokens") == SMALL_CONTEXT // 3]
+    assert len(turns) >= 9
+    for record in requests:
+        reply = record["body"].get("max_tokens", 0)
+        assert record["prompt_tokens"] + reply <= SMALL_CONTEXT, record["prompt_tokens"]
+    # the game was long enough that a context of 8,192 would have held more of it
+    assert max(r["prompt_tokens"] for r in turns) > SMALL_CONTEXT * 2 // 3 - 200
 
 
 def test_a_refusal_for_length_shrinks_the_prompt_and_asks_again_by_itself(
@@ -62,21 +67,11 @@ def test_a_refusal_for_length_shrinks_the_prompt_and_asks_again_by_itself(
     """A backend that says nothing of its context refuses a prompt as too long (llama-server's
     400, with its size): the turn is asked again once with fewer past turns, and plays; later
     turns fit from the start."""
-    server = start_live_server(tmp_path, fake_backend, "small-quiet")
-    try:
-        player = Player(server)
-        game = player.new_game()
-        player.finish_turn(game)
-        play(player, game, 8)
-        page = player.play_page(game)
-        assert "msg--failed" not in page and "context" not in page.lower().split("<main", 1)[1]
-        requests = fake_backend.log("small-quiet", "/chat/completions")
-        refused = [i for i, r in enumerate(requests) if r["prompt_tokens"] > SMALL_CONTEXT]
-        assert len(refused) == 1, [r["prompt_tokens"] for r in requests]
-        after = requests[refused[0] + 1 :]
-        assert after and all(r["prompt_tokens"] <= SMALL_CONTEXT for r in after)
-    finally:
-        server.stop()
+    requests = play_a_long_game(tmp_path, fake_backend, "small-quiet")
+    refused = [i for i, r in enumerate(requests) if r["prompt_tokens"] > SMALL_CONTEXT]
+    assert len(refused) == 1, [r["prompt_tokens"] for r in requests]
+    after = requests[refused[0] + 1 :]
+    assert after and all(r["prompt_tokens"] <= SMALL_CONTEXT for r in after)
 
 
 def test_a_games_reply_budget_is_asked_for_and_travels_with_its_export(
@@ -150,17 +145,11 @@ def test_a_tokenizer_that_counts_more_than_the_estimate_never_sticks_the_game(
     """The backend states 2,048 and the game builds for 2,048, but its tokenizer counts twice
     the game's estimate (CJK text, code): the refusal says the size the game already used, so
     the game holds its prompts to a quarter less (again, if need be), and no turn fails."""
-    server = start_live_server(tmp_path, fake_backend, "small-dense")
-    try:
-        player = Player(server)
-        wait_for_probe(player, "2,048 tokens, from /props")
-        game = player.new_game()
-        player.finish_turn(game)
-        play(player, game, 8)
-        assert "msg--failed" not in player.play_page(game)
-        requests = fake_backend.log("small-dense", "/chat/completions")
-        refused = [r for r in requests if r["prompt_tokens"] > SMALL_CONTEXT]
-        assert 1 <= len(refused) <= 3
-        assert requests[-1]["prompt_tokens"] <= SMALL_CONTEXT
-    finally:
-        server.stop()
+    requests = play_a_long_game(tmp_path, fake_backend, "small-dense", "2,048 tokens, from /props")
+    refused = [i for i, r in enumerate(requests) if r["prompt_tokens"] > SMALL_CONTEXT]
+    # One refusal: the turn built for 2,048 (a third of it for the reply). Asked again at once
+    # for a quarter less (1,536, a third for the reply), it fits, and so does all after it.
+    assert len(refused) == 1 and requests[refused[0]]["body"]["max_tokens"] == 682
+    retried = requests[refused[0] + 1]
+    assert retried["body"]["max_tokens"] == 1536 // 3
+    assert retried["body"]["messages"][-1] == requests[refused[0]]["body"]["messages"][-1]
