@@ -39,6 +39,7 @@ from sqlalchemy import insert
 from bench.stream_overhead import percentile
 from game.ai.mock import MockProvider
 from game.play.live import TurnHub
+from game.play.prompts import ContextBudget
 from game.play.seed import build_game
 from game.play.turns import TurnService
 from game.settings import PACKAGE_ROOT, load_settings
@@ -157,7 +158,7 @@ def main() -> int:
         catalog=CATALOG,
         provider=MockProvider(delay_ms=0),
         hub=TurnHub(),
-        context_tokens=settings.context_tokens,
+        context=ContextBudget(settings.context_tokens),
     )
     loop = asyncio.new_event_loop()
     samples: dict[int, dict[str, list[float]]] = {}

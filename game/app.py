@@ -28,6 +28,7 @@ from game.play.deletion import GameDeleter
 from game.play.fanout import TurnFanout
 from game.play.live import TurnHub
 from game.play.memory import MemoryKeeper
+from game.play.prompts import ContextBudget
 from game.play.turns import TurnService
 from game.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 from game.store.db import asyncpg_dsn, make_engine, make_sessionmaker, migrate
@@ -96,6 +97,8 @@ class Services:
         )
         hub = TurnHub()
         fanout = TurnFanout(asyncpg_dsn(settings.sqlalchemy_url), hub) if instance.shared else None
+        # What one request may fill: the setting, or less where the backend says so.
+        context = ContextBudget(settings.context_tokens, provider, settings.reply_tokens)
         turns = TurnService(
             sessions=sessions,
             catalog=catalog,
@@ -103,12 +106,11 @@ class Services:
             hub=hub,
             max_action_chars=settings.max_action_chars,
             max_model_calls=settings.max_model_calls,
-            context_tokens=settings.context_tokens,
-            reply_tokens=settings.reply_tokens,
+            context=context,
             art=art,
             instance=instance,
             fanout=fanout,
-            memory=MemoryKeeper(sessions, catalog, provider, settings.context_tokens),
+            memory=MemoryKeeper(sessions, catalog, provider, context),
         )
         if fanout is not None:
             fanout.on_stop = turns.stop_here

@@ -440,6 +440,19 @@ def test_no_error_body_reaches_a_notice_as_json_or_markup(
             assert raw not in notice, (status, body, notice)
 
 
+def play_scripted_turn(
+    server: Server, backend: FakeBackend, **script: object
+) -> tuple[Player, str]:
+    """A new game past its opening, then one turn (the first choice) answered as `script` says."""
+    player = Player(server)
+    game = player.new_game()
+    player.finish_turn(game)
+    backend.script("openai", **script)
+    player.post(f"/games/{game}/turns", {"choice": "c0"})
+    player.finish_turn(game)
+    return player, game
+
+
 def retry_button(page: str) -> str:
     """The head turn's "Write this turn again" button, as HTML ("" when there is none)."""
     found = re.findall(r"<button[^>]*>Write this turn again.*?</button>", page, re.S)
@@ -449,12 +462,7 @@ def retry_button(page: str) -> str:
 def test_a_rate_limit_counts_down_on_the_retry_button(
     openai_server: Server, fake_backend: FakeBackend
 ) -> None:
-    player = Player(openai_server)
-    game = player.new_game()
-    player.finish_turn(game)
-    fake_backend.script("openai", fault="429", retry_after=30)
-    player.post(f"/games/{game}/turns", {"choice": "c0"})
-    player.finish_turn(game)
+    player, game = play_scripted_turn(openai_server, fake_backend, fault="429", retry_after=30)
     button = retry_button(player.play_page(game))
     assert "disabled" in button, button
     wait = int(re.search(r'data-retry-in="(\d+)"', button).group(1))  # type: ignore[union-attr]
@@ -476,12 +484,9 @@ def test_a_rate_limit_counts_down_on_the_retry_button(
 def test_a_failure_that_a_retry_cannot_fix_says_what_to_fix_instead(
     openai_server: Server, fake_backend: FakeBackend, status: int, body: object, fix: str
 ) -> None:
-    player = Player(openai_server)
-    game = player.new_game()
-    player.finish_turn(game)
-    fake_backend.script("openai", fault="status", status=status, body=body)
-    player.post(f"/games/{game}/turns", {"choice": "c0"})
-    player.finish_turn(game)
+    player, game = play_scripted_turn(
+        openai_server, fake_backend, fault="status", status=status, body=body
+    )
     page = player.play_page(game)
     assert fix in notice_of_head(page)
     assert retry_button(page) == ""  # no blind retry
@@ -493,12 +498,7 @@ def test_only_the_latest_cut_short_turn_offers_its_tools(
 ) -> None:
     """A turn played after a failed one takes the failed turn's retry tools off the page (the
     page's script swaps its panels in; nothing is reloaded)."""
-    player = Player(openai_server)
-    game = player.new_game()
-    player.finish_turn(game)
-    fake_backend.script("openai", fault="500")
-    player.post(f"/games/{game}/turns", {"choice": "c0"})
-    player.finish_turn(game)
+    player, game = play_scripted_turn(openai_server, fake_backend, fault="500")
     failed = player.head_id(game)
     assert f'id="retry-{failed}"' in player.play_page(game)
     events = player.post_events(f"/games/{game}/turns", {"action": "I try again."})

@@ -83,11 +83,15 @@ def _sentence(value: Any, depth: int) -> str:
     return text[:300]
 
 
-def _error_code(body: Any) -> str:
-    """The machine-readable code or type of an error body (wrapped or not), lower-cased."""
+def _error_object(body: Any) -> dict[str, Any]:
+    """The error object of a body, wrapped in {"error": ...} or not ({} when there is none)."""
     inner = body.get("error", body) if isinstance(body, dict) else None
-    if not isinstance(inner, dict):
-        return ""
+    return inner if isinstance(inner, dict) else {}
+
+
+def _error_code(body: Any) -> str:
+    """The machine-readable code or type of an error body, lower-cased."""
+    inner = _error_object(body)
     return str(inner.get("code") or inner.get("type") or "").lower()
 
 
@@ -114,8 +118,7 @@ def _context_overflow(status: int, body: Any, code: str, detail: str) -> Context
     """A refusal of the prompt's length, with the backend's context size where it gives one."""
     if status not in (400, 413, 422) or not ("context" in code or _OVERFLOW.search(detail)):
         return None
-    inner = body.get("error", body) if isinstance(body, dict) else None
-    size = inner.get("n_ctx") if isinstance(inner, dict) else None
+    size = _error_object(body).get("n_ctx")
     if not (isinstance(size, int) and size > 0):
         found = _CONTEXT_SIZE.search(detail)
         size = int(found.group(1)) if found else None

@@ -115,12 +115,12 @@ class MemoryKeeper:
         sessions: Sessions,
         catalog: Catalog,
         provider: Provider,
-        context_tokens: int,
+        context: ContextBudget,
     ) -> None:
         self.sessions = sessions
         self.catalog = catalog
         self.provider = provider
-        self.context = ContextBudget(context_tokens, provider)
+        self.context = context  # shared with the planner: the same limits for every request
         self._busy: set[str] = set()  # games being folded by this process
 
     def may_need_fold(self, history: Sequence[tuple[str, str]], reply: str) -> bool:

@@ -1,4 +1,4 @@
-"""Helpers for browser tests: pages for fresh players, and screenshots."""
+"""Helpers for browser tests: pages for fresh players, a game begun, and screenshots."""
 
 from __future__ import annotations
 
@@ -35,6 +35,18 @@ def new_page(browser, viewport: dict | None = None):  # type: ignore[no-untyped-
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.js_errors = errors  # type: ignore[attr-defined]
     return page
+
+
+def begin_game(page, url: str, name: str = "Ilse"):  # type: ignore[no-untyped-def]
+    """Start a game from the new-game page, as a player does; the opening's choices, shown."""
+    from playwright.sync_api import expect
+
+    page.goto(url + "/games/new")
+    page.get_by_label("Your name").fill(name)
+    page.get_by_role("button", name="Begin the story").click()
+    choices = page.get_by_role("group", name="Choices").get_by_role("button")
+    expect(choices.first).to_be_visible(timeout=20_000)
+    return choices
 
 
 def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]

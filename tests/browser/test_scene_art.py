@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.appserver import FakeBackend, Server, make_server
-from tests.browser.helpers import new_page, screenshot
+from tests.browser.helpers import begin_game, new_page, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -55,25 +54,14 @@ def test_recommended_picture_appears_then_cancel_and_gallery(browser, art_server
     assert page.js_errors == []
 
 
-def test_retry_a_failed_picture(browser, fake_backend: FakeBackend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server = make_server(
-        tmp_path, in_process=True, CHATGAME_OPENAI_BASE_URL=fake_backend.base_url("openai")
-    ).start()
-    try:
-        page = new_page(browser)
-        page.goto(server.url + "/games/new")
-        page.get_by_label("Your name").fill("Ilse")
-        page.get_by_role("button", name="Begin the story").click()
-        expect(
-            page.get_by_role("group", name="Choices").get_by_role("button").first
-        ).to_be_visible()
-        fake_backend.script("openai:image", kind="429")
-        page.get_by_role("button", name="Paint this scene").click()
-        scene = page.locator("#scene")
-        expect(scene).to_contain_text("Picture failed", timeout=20_000)
-        expect(scene).to_contain_text("Try again in 30 seconds")
-        page.get_by_role("button", name="Retry").click()
-        expect(scene.locator("img.scene__picture")).to_be_visible(timeout=20_000)
-        assert page.js_errors == []
-    finally:
-        server.stop()
+def test_retry_a_failed_picture(browser, fake_backend: FakeBackend, live_server: Server) -> None:  # type: ignore[no-untyped-def]
+    page = new_page(browser)
+    begin_game(page, live_server.url)
+    fake_backend.script("openai:image", kind="429")
+    page.get_by_role("button", name="Paint this scene").click()
+    scene = page.locator("#scene")
+    expect(scene).to_contain_text("Picture failed", timeout=20_000)
+    expect(scene).to_contain_text("Try again in 30 seconds")
+    page.get_by_role("button", name="Retry").click()
+    expect(scene.locator("img.scene__picture")).to_be_visible(timeout=20_000)
+    assert page.js_errors == []

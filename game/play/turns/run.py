@@ -137,6 +137,25 @@ class TurnRunner:
                 if plan.committed.is_set() and not plan.lost:  # its row exists: save it
                     self.partials.note(plan.reply_id, live.text, raw_parts)
 
+    async def _stream_within_context(
+        self, plan: TurnPlan, live: LiveTurn, narration: NarrationStream, raw_parts: list[str]
+    ) -> None:
+        """`_stream`, asked once more with fewer past turns if the backend finds the prompt
+        longer than its context (learning its size for every turn after)."""
+        try:
+            await self._stream(plan, live, narration, raw_parts)
+            return
+        except ContextOverflow as exc:
+            if raw_parts:
+                raise
+            self.finisher.planner.context.learn(exc.context_tokens)
+            smaller = self.finisher.planner.refit(plan)
+            if smaller.messages == plan.request.messages:  # nothing left to drop:
+                exc.retryable = False  # the same prompt would be refused the same way
+                raise
+        plan.request = smaller
+        await self._stream(plan, live, narration, raw_parts)
+
     async def _generate(self, plan: TurnPlan) -> None:
         live = self.hub.get(plan.reply_id)
         assert live is not None
@@ -146,20 +165,7 @@ class TurnRunner:
         failure: ProviderError | None = None
         live.append(plan.prefix)  # a continued reply carries on after its own text
         try:
-            try:
-                await self._stream(plan, live, narration, raw_parts)
-            except ContextOverflow as exc:
-                if raw_parts:
-                    raise
-                # The backend's context is smaller than the game thought: learn its size,
-                # build the prompt again within it (fewer past turns), and ask once more.
-                self.finisher.planner.context.learn(exc.context_tokens)
-                smaller = self.finisher.planner.refit(plan)
-                if smaller.messages == plan.request.messages:  # nothing left to drop:
-                    exc.retryable = False  # the same prompt would be refused the same way
-                    raise
-                plan.request = smaller
-                await self._stream(plan, live, narration, raw_parts)
+            await self._stream_within_context(plan, live, narration, raw_parts)
         except asyncio.CancelledError:
             if self.finisher.closing:
                 outcome, notice = "interrupted", INTERRUPTED_NOTICE

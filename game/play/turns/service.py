@@ -15,7 +15,7 @@ from game.play.errors import PlayError
 from game.play.fanout import TurnFanout
 from game.play.live import TurnHub
 from game.play.memory import MemoryKeeper
-from game.play.prompts import DEFAULT_CONTEXT_TOKENS, DEFAULT_REPLY_TOKENS, ContextBudget
+from game.play.prompts import ContextBudget
 from game.play.turns.finish import TurnFinisher
 from game.play.turns.plan import Planner, new_reply
 from game.play.turns.run import TurnRunner
@@ -42,8 +42,8 @@ class TurnService:
     hub: TurnHub
     max_action_chars: int = 2000
     max_model_calls: int = 64  # turns written at once by this process (each a model call)
-    context_tokens: int = DEFAULT_CONTEXT_TOKENS
-    reply_tokens: int = DEFAULT_REPLY_TOKENS  # for games that set no reply budget of their own
+    # the tokens a request may fill, and the reply budget of games that set none of their own
+    context: ContextBudget = field(default_factory=ContextBudget)
     art: ArtService | None = None
     instance: Instance | None = None  # this process, as owner of the turns it writes
     fanout: TurnFanout | None = None  # several processes on PostgreSQL: streams and Stop relay
@@ -53,8 +53,7 @@ class TurnService:
     stopper: TurnStopper = field(init=False)
 
     def __post_init__(self) -> None:
-        budget = ContextBudget(self.context_tokens, self.provider, self.reply_tokens)
-        self.planner = Planner(self.catalog, budget)
+        self.planner = Planner(self.catalog, self.context)
         finisher = TurnFinisher(
             self.sessions, self.catalog, self.hub, self.planner, self.art, self.memory
         )
