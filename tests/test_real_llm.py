@@ -7,6 +7,7 @@ from the cache `.ci/llama-server` builds. Without either these tests skip, excep
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from game.ai.capabilities import PROBE_TIMEOUT, probe
+from game.ai.capabilities import PROBE_REPLY_TOKENS, PROBE_SCHEMA, PROBE_TIMEOUT, probe
 from game.ai.client import make_client
 from game.ai.provider import Capabilities
 from game.play.memory import SUMMARY_REPLY_TOKENS
@@ -145,6 +146,35 @@ def test_the_probe_finds_json_schema_on_llama_server(llama_url: str) -> None:
         assert caps.streaming is True, caps.notes
         assert caps.json_schema is True, caps.notes
         assert caps.images is False
+
+
+def test_the_probe_schema_holds_a_rambling_model_to_valid_json(llama_url: str) -> None:
+    """A grammar keeps a model inside the schema, not inside a reply limit: asked to ramble,
+    SmolLM2 writes on inside an unbounded string until the limit cuts the JSON off, and the
+    probe took llama-server for a backend that ignores json_schema (2 probes in 100). The
+    probe's schema bounds its string, so every reply closes, whatever the model wants."""
+
+    async def ramble(seed: int) -> str:
+        client = make_client(llama_url, "", connect=10, read=PROBE_TIMEOUT)
+        try:
+            reply = await client.chat.completions.create(
+                model="smollm2",
+                messages=[{"role": "user", "content": "Tell me a very long story about a train."}],
+                max_tokens=PROBE_REPLY_TOKENS,
+                temperature=1.0,
+                seed=seed,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "probe", "schema": PROBE_SCHEMA},
+                },
+            )
+            return reply.choices[0].message.content or ""
+        finally:
+            await client.close()
+
+    for seed in range(1, 6):
+        text = run(ramble(seed))
+        assert isinstance(json.loads(text)["word"], str), text  # closed, not cut off
 
 
 def test_ten_turns_in_a_row_on_a_small_context_never_get_stuck(

@@ -109,12 +109,17 @@ async def _streaming(client: openai.AsyncOpenAI, model: str, caps: Capabilities)
     caps.notes["cancel"] = "operation ids in responses" if operation else "no operation ids"
 
 
+# The word is bounded: a model held to a schema by a grammar (llama-server) may otherwise keep
+# writing inside the string until the reply limit cuts the JSON off (SmolLM2: 2 probes in 100),
+# and the backend would be taken for one that ignores the schema.
+PROBE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"word": {"type": "string", "maxLength": 24}},
+    "required": ["word"],
+}
+
+
 async def _json_schema(client: openai.AsyncOpenAI, model: str, caps: Capabilities) -> None:
-    schema = {
-        "type": "object",
-        "properties": {"word": {"type": "string"}},
-        "required": ["word"],
-    }
     try:
         text, _ = await _chat(
             client,
@@ -122,7 +127,7 @@ async def _json_schema(client: openai.AsyncOpenAI, model: str, caps: Capabilitie
             "Say hello in one word.",  # does not ask for JSON: only an enforced schema gives JSON
             response_format={
                 "type": "json_schema",
-                "json_schema": {"name": "probe", "schema": schema},
+                "json_schema": {"name": "probe", "schema": PROBE_SCHEMA},
             },
         )
     except openai.APIStatusError as exc:
