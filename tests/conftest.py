@@ -23,6 +23,16 @@ from tests.appserver import (
 )
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two workers per core, at most eight (most tests wait rather than compute)."""
+    return min(8, 2 * (os.cpu_count() or 1))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The real-LLM tests first: the longest run, started early, ends before the rest do."""
+    items.sort(key=lambda item: item.get_closest_marker("llm") is None)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """This test's settings: its own temp database and files (see `app_settings`)."""

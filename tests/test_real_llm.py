@@ -29,7 +29,8 @@ LLAMA_VERSION = "0.3.36"
 LLAMA_CONTEXT = 2048
 REPLY_TOKENS = 300  # the game's reply budget here: ten turns of a 2-core CPU model stay quick
 LOGS: dict[str, Path] = {}  # llama-server's log per URL: how many tokens each reply took
-pytestmark = pytest.mark.llm
+# One worker plays them all, against one llama-server (see pytest's -n in pyproject.toml).
+pytestmark = [pytest.mark.llm, pytest.mark.xdist_group("llm")]
 
 
 def _cache_dir() -> Path:
@@ -68,8 +69,8 @@ def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(LLAMA_CONTEXT),  # small, as people run it: the game must fit its prompts in
             "-np",
             "1",  # no -n: the game's reply budget (max_tokens) is what ends a long reply
-            "-t",
-            "2",
+            "-t",  # one thread: the rest of the suite runs beside it (pytest -n), and two
+            "1",  # threads that wait on each other spin and lose whenever a core is taken
         ],
         cwd=ROOT,
         stdout=log,
