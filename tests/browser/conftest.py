@@ -24,8 +24,11 @@ def browser() -> Iterator[object]:
                 ".ci/run must install it (apt-get install chromium)"
             )
         pytest.skip("no Chromium on this machine: apt-get install chromium to run browser tests")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Assertions wait as long as actions do (20 s, `new_page`), not Playwright's 5 s: the suite
+    # runs on several workers, and a turn on a busy machine may take longer than 5 s to end.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield instance
