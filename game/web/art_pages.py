@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Request, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import File, Redirect, Response, Template
 
@@ -13,7 +14,7 @@ from game.play.card_cast import scene_caption
 from game.play.errors import PlayError
 from game.store.models import ArtJob, Game
 from game.store.repo import GameRepo
-from game.web.dependencies import after_commit
+from game.web.dependencies import Repo, after_commit
 from game.web.pages import load_game
 from game.web.urls import see_other
 
@@ -52,7 +53,7 @@ async def _job(repo: GameRepo, game: Game, job_id: str) -> ArtJob:
 
 
 @get("/games/{game_id:str}/art", name="art_panel")
-async def art_panel(request: Request, repo: GameRepo, game_id: str) -> Template:
+async def art_panel(request: Request, repo: Repo, game_id: FromPath[str]) -> Template:
     game = await load_game(repo, game_id)
     return Template("_art.html", context=await art_view(request, repo, game))
 
@@ -62,7 +63,7 @@ async def art_panel(request: Request, repo: GameRepo, game_id: str) -> Template:
     name="paint",
     opt={"rate_limit": "turn"},  # a picture is a (paid) model call too
 )
-async def paint(request: HTMXRequest, repo: GameRepo, game_id: str) -> Response:
+async def paint(request: HTMXRequest, repo: Repo, game_id: FromPath[str]) -> Response:
     """Paint this scene: queue a picture of the current scene, in any image mode."""
     game = await load_game(repo, game_id)
     art: ArtService = request.app.state.art
@@ -89,7 +90,11 @@ async def paint(request: HTMXRequest, repo: GameRepo, game_id: str) -> Response:
     opt={"rate_limit": "turn"},  # retry paints again (cancel counts too: rare, and harmless)
 )
 async def art_action(
-    request: HTMXRequest, repo: GameRepo, game_id: str, job_id: str, action: str
+    request: HTMXRequest,
+    repo: Repo,
+    game_id: FromPath[str],
+    job_id: FromPath[str],
+    action: FromPath[str],
 ) -> Response:
     """Cancel a queued or running job, or retry a failed or cancelled one."""
     game = await load_game(repo, game_id)
@@ -105,7 +110,7 @@ async def art_action(
 
 
 @post("/games/{game_id:str}/image-mode", name="image_mode")
-async def image_mode(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+async def image_mode(request: Request, repo: Repo, game_id: FromPath[str]) -> Redirect:
     """Set when pictures are painted: off, suggest (when the story asks) or force (every turn)."""
     game = await load_game(repo, game_id)
     mode = str((await request.form()).get("image_mode", ""))
@@ -116,14 +121,14 @@ async def image_mode(request: Request, repo: GameRepo, game_id: str) -> Redirect
 
 
 @get("/games/{game_id:str}/gallery", name="gallery")
-async def gallery(repo: GameRepo, game_id: str) -> Template:
+async def gallery(repo: Repo, game_id: FromPath[str]) -> Template:
     game = await load_game(repo, game_id)
     pictures = [j for j in await repo.art_jobs(game, limit=500) if j.status == "done"]
     return Template("pages/gallery.html", context={"game": game, "pictures": pictures})
 
 
 @get("/art/{job_id:str}", name="art_image")
-async def art_image(request: Request, repo: GameRepo, job_id: str) -> File:
+async def art_image(request: Request, repo: Repo, job_id: FromPath[str]) -> File:
     """A picture file, after checking the job belongs to this player."""
     job = await repo.art_job(job_id)
     if job is None or job.status != "done" or not job.image:

@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
 from game.cards import CardError
@@ -29,7 +30,7 @@ from game.play.turns import TurnService
 from game.settings import SCENARIOS, Settings
 from game.store.library import LibraryRepo
 from game.store.models import Character, Lorebook, Persona, new_id
-from game.store.repo import GameRepo
+from game.web.dependencies import Library, Repo
 from game.web.downloads import CHARACTER_FILE, GAME_FILE, attachment
 from game.web.pages import load_game
 from game.web.urls import see_other
@@ -53,7 +54,7 @@ async def _character(library: LibraryRepo, character_id: str, avatar: bool = Fal
 
 
 @get("/characters", name="characters")
-async def library_page(request: Request, library: LibraryRepo) -> Template:
+async def library_page(request: Request, library: Library) -> Template:
     settings: Settings = request.app.state.settings
     return Template(
         "pages/characters.html",
@@ -66,7 +67,7 @@ async def library_page(request: Request, library: LibraryRepo) -> Template:
     )
 
 
-async def import_card(request: Request, library: LibraryRepo) -> Redirect:
+async def import_card(request: Request, library: Library) -> Redirect:
     """Import a card file (PNG, JSON or CHARX) into the library."""
     settings: Settings = request.app.state.settings
     form = await request.form()
@@ -91,7 +92,9 @@ async def import_card(request: Request, library: LibraryRepo) -> Redirect:
 
 
 @get("/characters/{character_id:str}", name="character")
-async def character_page(request: Request, library: LibraryRepo, character_id: str) -> Template:
+async def character_page(
+    request: Request, library: Library, character_id: FromPath[str]
+) -> Template:
     character = await _character(library, character_id)
     settings: Settings = request.app.state.settings
     return Template(
@@ -111,7 +114,7 @@ async def character_page(request: Request, library: LibraryRepo, character_id: s
     "/characters/{character_id:str}/avatar.png",
     name="character_avatar",
 )
-async def avatar(library: LibraryRepo, character_id: str) -> Response:
+async def avatar(library: Library, character_id: FromPath[str]) -> Response:
     character = await _character(library, character_id, avatar=True)
     if not character.avatar:
         raise NotFoundException()
@@ -126,7 +129,7 @@ async def avatar(library: LibraryRepo, character_id: str) -> Response:
     "/characters/{character_id:str}/export.png",
     name="export_png",
 )
-async def export_png(library: LibraryRepo, character_id: str) -> Response:
+async def export_png(library: Library, character_id: FromPath[str]) -> Response:
     """The card as a PNG carrying both the `chara` (V2) and `ccv3` (V3) chunks."""
     character = await _character(library, character_id, avatar=True)
     payload = await asyncio.to_thread(write_png, character.data, character.extras, character.avatar)
@@ -141,7 +144,7 @@ async def export_png(library: LibraryRepo, character_id: str) -> Response:
     "/characters/{character_id:str}/export.json",
     name="export_card_json",
 )
-async def export_json(library: LibraryRepo, character_id: str) -> Response:
+async def export_json(library: Library, character_id: FromPath[str]) -> Response:
     """The card as V3 JSON."""
     character = await _character(library, character_id)
     body = json.dumps(to_v3(character.data, character.extras), ensure_ascii=False, indent=2)
@@ -156,7 +159,9 @@ async def export_json(library: LibraryRepo, character_id: str) -> Response:
     "/characters/{character_id:str}/delete",
     name="delete_character",
 )
-async def delete_character(request: Request, library: LibraryRepo, character_id: str) -> Redirect:
+async def delete_character(
+    request: Request, library: Library, character_id: FromPath[str]
+) -> Redirect:
     if not await library.delete(Character, character_id):
         raise NotFoundException()
     return see_other(request, "characters")
@@ -168,7 +173,7 @@ async def delete_character(request: Request, library: LibraryRepo, character_id:
     opt={"rate_limit": "turn"},  # the narrator may write the opening
 )
 async def play_character(
-    request: Request, library: LibraryRepo, repo: GameRepo, character_id: str
+    request: Request, library: Library, repo: Repo, character_id: FromPath[str]
 ) -> Redirect:
     """Start a game with the card: its greetings open it (or the narrator writes one)."""
     character = await _character(library, character_id)
@@ -201,7 +206,7 @@ async def play_character(
 
 
 @post("/personas", name="create_persona")
-async def create_persona(request: Request, library: LibraryRepo) -> Redirect:
+async def create_persona(request: Request, library: Library) -> Redirect:
     form = await request.form()
     name = " ".join(str(form.get("name", "")).split())
     description = str(form.get("description", "")).strip()
@@ -217,7 +222,7 @@ async def create_persona(request: Request, library: LibraryRepo) -> Redirect:
     "/personas/{persona_id:str}/delete",
     name="delete_persona",
 )
-async def delete_persona(request: Request, library: LibraryRepo, persona_id: str) -> Redirect:
+async def delete_persona(request: Request, library: Library, persona_id: FromPath[str]) -> Redirect:
     if not await library.delete(Persona, persona_id):
         raise NotFoundException()
     return see_other(request, "characters", "#personas")
@@ -235,7 +240,7 @@ def _read_book(payload: bytes) -> dict:
     return normalise_book(value)
 
 
-async def import_lorebook(request: Request, library: LibraryRepo) -> Redirect:
+async def import_lorebook(request: Request, library: Library) -> Redirect:
     """Import a world book: character_book JSON, SillyTavern world info, or a card's book."""
     settings: Settings = request.app.state.settings
     form = await request.form()
@@ -252,13 +257,15 @@ async def import_lorebook(request: Request, library: LibraryRepo) -> Redirect:
     "/lorebooks/{lorebook_id:str}/delete",
     name="delete_lorebook",
 )
-async def delete_lorebook(request: Request, library: LibraryRepo, lorebook_id: str) -> Redirect:
+async def delete_lorebook(
+    request: Request, library: Library, lorebook_id: FromPath[str]
+) -> Redirect:
     if not await library.delete(Lorebook, lorebook_id):
         raise NotFoundException()
     return see_other(request, "characters", "#lorebooks")
 
 
-async def import_chat_file(request: Request, repo: GameRepo, library: LibraryRepo) -> Redirect:
+async def import_chat_file(request: Request, repo: Repo, library: Library) -> Redirect:
     """Import a SillyTavern JSONL chat as a new game with its character."""
     settings: Settings = request.app.state.settings
     form = await request.form()
@@ -277,7 +284,7 @@ async def import_chat_file(request: Request, repo: GameRepo, library: LibraryRep
     "/games/{game_id:str}/export.jsonl",
     name="export_chat",
 )
-async def export_chat_file(request: Request, repo: GameRepo, game_id: str) -> Response:
+async def export_chat_file(request: Request, repo: Repo, game_id: FromPath[str]) -> Response:
     """The game's current branch as a SillyTavern chat (JSONL)."""
     game = await load_game(repo, game_id)
     speaker = game_cast(request.app.state.catalog, game).name
@@ -293,7 +300,7 @@ async def export_chat_file(request: Request, repo: GameRepo, game_id: str) -> Re
     "/games/{game_id:str}/lorebooks",
     name="game_lorebooks",
 )
-async def game_lorebooks(repo: GameRepo, library: LibraryRepo, game_id: str) -> Template:
+async def game_lorebooks(repo: Repo, library: Library, game_id: FromPath[str]) -> Template:
     """Which of the player's lorebooks are attached to a game."""
     game = await load_game(repo, game_id)
     attached = {b["id"] for b in game.lorebooks or ()}
@@ -308,7 +315,7 @@ async def game_lorebooks(repo: GameRepo, library: LibraryRepo, game_id: str) -> 
     name="attach_lorebooks",
 )
 async def attach_lorebooks(
-    request: Request, repo: GameRepo, library: LibraryRepo, game_id: str
+    request: Request, repo: Repo, library: Library, game_id: FromPath[str]
 ) -> Redirect:
     """Attach the chosen lorebooks to a game (a copy: later library edits do not leak in)."""
     game = await load_game(repo, game_id)

@@ -13,10 +13,11 @@ memory folds, deletes) opens a session per unit of work.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import TypeAlias
 
 from litestar import Request
 from litestar.background_tasks import BackgroundTask
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from game.store.library import LibraryRepo
@@ -42,15 +43,19 @@ def after_commit(wake: Callable[[], None]) -> BackgroundTask:
     return BackgroundTask(run)
 
 
-def provide_repo(request: Request, db_session: AsyncSession) -> GameRepo:
+def provide_repo(request: Request, db_session: NamedDependency[AsyncSession]) -> GameRepo:
     """The player's games, on the request's unit of work."""
     return GameRepo(db_session, request.scope["state"]["player_id"])
 
 
-def provide_library(request: Request, db_session: AsyncSession) -> LibraryRepo:
+def provide_library(request: Request, db_session: NamedDependency[AsyncSession]) -> LibraryRepo:
     """The player's characters, personas and lorebooks, on the same unit of work."""
     return LibraryRepo(db_session, request.scope["state"]["player_id"])
 
+
+# What a handler asks for by name (`repo: Repo`): Litestar injects the provider of that name.
+Repo: TypeAlias = NamedDependency[GameRepo]
+Library: TypeAlias = NamedDependency[LibraryRepo]
 
 DEPENDENCIES = {
     "db_session": Provide(provide_db_session),

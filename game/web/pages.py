@@ -6,6 +6,7 @@ from datetime import datetime
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Template
 
@@ -13,10 +14,9 @@ from game.play.errors import PlayError
 from game.play.games import REPLY_LENGTHS, NewGameForm, clean_title, create_game
 from game.play.turns import TurnService
 from game.settings import SCENARIOS, Settings
-from game.store.library import LibraryRepo
 from game.store.models import Game
 from game.store.repo import GameRepo
-from game.web.dependencies import after_commit
+from game.web.dependencies import Library, Repo, after_commit
 from game.web.passwords import may_change_backend
 from game.web.urls import see_other
 from game.world.catalog import Catalog
@@ -54,7 +54,7 @@ def _parse_cursor(value: str | None) -> tuple[datetime, str] | None:
 
 
 @get("/", name="home")
-async def home(request: Request, repo: GameRepo) -> Template:
+async def home(request: Request, repo: Repo) -> Template:
     """The player's games, a page at a time (most recently played first)."""
     catalog: Catalog = request.app.state.catalog
     after = _parse_cursor(request.query_params.get("after"))
@@ -136,7 +136,7 @@ async def choose_models(request: Request) -> Response:
 
 
 @get("/games/new", name="new_game")
-async def new_game(request: Request, library: LibraryRepo) -> Template:
+async def new_game(request: Request, library: Library) -> Template:
     catalog: Catalog = request.app.state.catalog
     settings: Settings = request.app.state.settings
     return Template(
@@ -155,7 +155,7 @@ async def new_game(request: Request, library: LibraryRepo) -> Template:
     name="create_game",
     opt={"rate_limit": "turn"},  # it writes the opening turn
 )
-async def create(request: Request, repo: GameRepo, library: LibraryRepo) -> Redirect:
+async def create(request: Request, repo: Repo, library: Library) -> Redirect:
     form = await request.form()
     fields = {
         k: form.get(k, "")
@@ -181,7 +181,7 @@ async def create(request: Request, repo: GameRepo, library: LibraryRepo) -> Redi
 
 
 @post("/games/{game_id:str}/rename", name="rename_game")
-async def rename(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+async def rename(request: Request, repo: Repo, game_id: FromPath[str]) -> Redirect:
     game = await load_game(repo, game_id)
     form = await request.form()
     game.title = clean_title(str(form.get("title", "")))
@@ -190,7 +190,7 @@ async def rename(request: Request, repo: GameRepo, game_id: str) -> Redirect:
 
 
 @post("/games/{game_id:str}/reply-length", name="reply_length")
-async def reply_length(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+async def reply_length(request: Request, repo: Repo, game_id: FromPath[str]) -> Redirect:
     """Set the longest reply the narrator is asked for in this game (max_tokens)."""
     game = await load_game(repo, game_id)
     choice = str((await request.form()).get("reply_length", ""))
@@ -202,7 +202,7 @@ async def reply_length(request: Request, repo: GameRepo, game_id: str) -> Redire
 
 
 @post("/games/{game_id:str}/delete", name="delete_game")
-async def delete(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+async def delete(request: Request, repo: Repo, game_id: FromPath[str]) -> Redirect:
     game = await load_game(repo, game_id)
     running = await repo.streaming_message(game)
     if running is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
@@ -20,6 +21,7 @@ from game.play.turns import RESUMABLE, TurnService
 from game.store.models import Game, Message
 from game.store.repo import Alternatives, GameRepo, read_message
 from game.web.art_pages import art_view
+from game.web.dependencies import Repo
 from game.web.headers import PRIVATE
 from game.web.pages import load_game
 from game.web.timing import server_timing
@@ -89,7 +91,7 @@ def turn_view(
     name="play",
     middleware=[server_timing],
 )
-async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
+async def play_page(request: Request, repo: Repo, game_id: FromPath[str]) -> Template:
     """The last page of the current branch, with its panels; earlier pages load on demand."""
     game = await load_game(repo, game_id)
     messages, alternatives = await repo.page(game, PAGE_MESSAGES)
@@ -98,7 +100,9 @@ async def play_page(request: Request, repo: GameRepo, game_id: str) -> Template:
 
 
 @get("/games/{game_id:str}/history", name="history")
-async def history(request: Request, repo: GameRepo, game_id: str, before: str) -> Template:
+async def history(
+    request: Request, repo: Repo, game_id: FromPath[str], before: FromQuery[str]
+) -> Template:
     """The page of the branch just before message `before` ("Load earlier")."""
     game = await load_game(repo, game_id)
     first = await _load_message(repo, game, before)
@@ -117,7 +121,7 @@ async def history(request: Request, repo: GameRepo, game_id: str, before: str) -
     name="post_turn",
     opt={"rate_limit": "turn"},
 )
-async def post_turn(request: HTMXRequest, repo: GameRepo, game_id: str) -> Response:
+async def post_turn(request: HTMXRequest, repo: Repo, game_id: FromPath[str]) -> Response:
     found = await repo.get_game_and_head(game_id)  # one query on the turn's hot path
     if found is None:
         raise NotFoundException()
@@ -172,7 +176,7 @@ def _started_and_streamed(request: Request, started: Template, live: LiveTurn) -
     name="message",
 )
 async def message_fragment(
-    request: Request, repo: GameRepo, game_id: str, message_id: str
+    request: Request, repo: Repo, game_id: FromPath[str], message_id: FromPath[str]
 ) -> Template:
     """A finished turn's message plus fresh choices, hint, state and controls (htmx OOB)."""
     game = await load_game(repo, game_id)
@@ -203,7 +207,11 @@ def _resume_offset(last_event_id: str, offset: int) -> int:
     exclude_from_csrf=True,  # a read-only GET; skipping it spares a wrapper on every event
 )
 async def stream(
-    request: Request, repo: GameRepo, game_id: str, message_id: str, offset: int = 0
+    request: Request,
+    repo: Repo,
+    game_id: FromPath[str],
+    message_id: FromPath[str],
+    offset: FromQuery[int] = 0,
 ) -> ServerSentEvent:
     """The turn's narration as server-sent events, from `offset` (or Last-Event-ID) on."""
     start = _resume_offset(request.headers.get("last-event-id", ""), offset)
@@ -278,7 +286,9 @@ async def _deltas(live: LiveTurn, position: int) -> AsyncIterator[ServerSentEven
     "/games/{game_id:str}/messages/{message_id:str}/stop",
     name="stop",
 )
-async def stop(request: HTMXRequest, repo: GameRepo, game_id: str, message_id: str) -> Response:
+async def stop(
+    request: HTMXRequest, repo: Repo, game_id: FromPath[str], message_id: FromPath[str]
+) -> Response:
     turns: TurnService = request.app.state.turns
     # Written here: stop it at once (its row may still be on its way to the database).
     if _live_turn(request, game_id, message_id) is None or not await turns.stop_here(message_id):
@@ -295,7 +305,9 @@ async def stop(request: HTMXRequest, repo: GameRepo, game_id: str, message_id: s
     name="retry",
     opt={"rate_limit": "turn"},
 )
-async def retry(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
+async def retry(
+    request: Request, repo: Repo, game_id: FromPath[str], message_id: FromPath[str]
+) -> Redirect:
     """Write a narrator turn again (any turn, not only the last): a new alternative beside it."""
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
@@ -309,7 +321,7 @@ async def retry(request: Request, repo: GameRepo, game_id: str, message_id: str)
     opt={"rate_limit": "turn"},
 )
 async def continue_reply(
-    request: Request, repo: GameRepo, game_id: str, message_id: str
+    request: Request, repo: Repo, game_id: FromPath[str], message_id: FromPath[str]
 ) -> Redirect:
     """Carry on a stopped or interrupted reply from where its text ends."""
     game = await load_game(repo, game_id)
@@ -323,7 +335,9 @@ async def continue_reply(
     name="edit_action",
     opt={"rate_limit": "turn"},
 )
-async def edit_action(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
+async def edit_action(
+    request: Request, repo: Repo, game_id: FromPath[str], message_id: FromPath[str]
+) -> Redirect:
     """Say something else at one of the player's actions: a branch starts there."""
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
@@ -336,7 +350,9 @@ async def edit_action(request: Request, repo: GameRepo, game_id: str, message_id
     "/games/{game_id:str}/messages/{message_id:str}/rewind",
     name="rewind",
 )
-async def rewind(request: Request, repo: GameRepo, game_id: str, message_id: str) -> Redirect:
+async def rewind(
+    request: Request, repo: Repo, game_id: FromPath[str], message_id: FromPath[str]
+) -> Redirect:
     """Go back to (or jump to) a narrator turn: it becomes the end of the story being played."""
     game = await load_game(repo, game_id)
     message = await _load_message(repo, game, message_id)
@@ -349,7 +365,7 @@ async def rewind(request: Request, repo: GameRepo, game_id: str, message_id: str
     name="show_alternative",
 )
 async def show_alternative(
-    request: Request, repo: GameRepo, game_id: str, message_id: str
+    request: Request, repo: Repo, game_id: FromPath[str], message_id: FromPath[str]
 ) -> Redirect:
     """Switch to an alternative of a turn; the story follows it to where it was left."""
     game = await load_game(repo, game_id)

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
+from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
 from game.play.card_cast import game_cast
@@ -20,6 +21,7 @@ from game.play.transfer import (
     markdown_transcript,
 )
 from game.store.repo import GameRepo
+from game.web.dependencies import Repo
 from game.web.downloads import GAME_FILE, attachment
 from game.web.pages import load_game
 from game.web.urls import see_other
@@ -31,7 +33,7 @@ def _catalog(request: Request) -> Catalog:
 
 
 @get("/games/{game_id:str}/branches", name="branches")
-async def branches(request: Request, repo: GameRepo, game_id: str) -> Template:
+async def branches(request: Request, repo: Repo, game_id: FromPath[str]) -> Template:
     """Every branch end of the story, newest first, to jump between them."""
     game = await load_game(repo, game_id)
     return Template(
@@ -45,7 +47,7 @@ async def branches(request: Request, repo: GameRepo, game_id: str) -> Template:
 
 
 @get("/games/{game_id:str}/memory", name="memory")
-async def memory_page(request: Request, repo: GameRepo, game_id: str) -> Template:
+async def memory_page(request: Request, repo: Repo, game_id: FromPath[str]) -> Template:
     """The rolling memory at the current turn: what the narrator remembers of older turns."""
     game = await load_game(repo, game_id)
     head = await repo.get_message(game, game.head_id) if game.head_id else None
@@ -61,7 +63,7 @@ async def memory_page(request: Request, repo: GameRepo, game_id: str) -> Templat
 
 
 @post("/games/{game_id:str}/memory", name="save_memory")
-async def memory_save(request: Request, repo: GameRepo, game_id: str) -> Redirect:
+async def memory_save(request: Request, repo: Repo, game_id: FromPath[str]) -> Redirect:
     game = await load_game(repo, game_id)
     form = await request.form()
     await save_memory(repo, game, str(form.get("memory", "")))
@@ -81,7 +83,7 @@ def _streamed(request: Request, export: Callable[[GameRepo], AsyncIterator[Any]]
 
 
 @get("/games/{game_id:str}/export.md", name="export_markdown")
-async def export_markdown(request: Request, repo: GameRepo, game_id: str) -> Stream:
+async def export_markdown(request: Request, repo: Repo, game_id: FromPath[str]) -> Stream:
     """The current branch as a Markdown transcript (a download, streamed)."""
     game = await load_game(repo, game_id)
     catalog = _catalog(request)
@@ -95,7 +97,7 @@ async def export_markdown(request: Request, repo: GameRepo, game_id: str) -> Str
 
 
 @get("/games/{game_id:str}/export.json", name="export_json")
-async def export_game(request: Request, repo: GameRepo, game_id: str) -> Stream:
+async def export_game(request: Request, repo: Repo, game_id: FromPath[str]) -> Stream:
     """The whole game (every branch, state and memory) as JSON, for backup or import."""
     game = await load_game(repo, game_id)
     return Stream(
@@ -115,7 +117,7 @@ async def import_page() -> Template:
     name="import_game",
     request_max_body_size=MAX_IMPORT_BYTES + 64 * 1024,
 )
-async def import_game(request: Request, repo: GameRepo) -> Redirect:
+async def import_game(request: Request, repo: Repo) -> Redirect:
     """Make a new game from a JSON export (new ids, the identical tree)."""
     form = await request.form()
     upload = form.get("file")

@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Request, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Response, Template
 
 from game.ai.painters import paint_mock_picture
@@ -186,7 +187,7 @@ async def workbench(request: Request) -> Template:
 
 # The path parameter is not called `name`: templates build this URL with url_for(name=...).
 @get("/workbench/sample/{sample:str}", name="workbench_sample", opt={EMBEDDABLE: True})
-async def sample(request: Request, sample: str) -> Template:
+async def sample(request: Request, sample: FromPath[str]) -> Template:
     _mock_only(request)
     if sample not in SAMPLES:
         raise NotFoundException()
