@@ -24,8 +24,10 @@ from tests.appserver import (
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: two workers per core, at most eight (most tests wait rather than compute)."""
-    return min(8, 2 * (os.cpu_count() or 1))
+    """`-n auto`: two workers per core this process may use, at most eight (most tests wait
+    rather than compute)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(8, 2 * (cores or 1))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
