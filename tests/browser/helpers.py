@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import suppress
 from pathlib import Path
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
@@ -54,3 +55,28 @@ def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+def stop_mid_stream(page):  # type: ignore[no-untyped-def]
+    """Pick the first choice and press Stop while the new turn streams; the stopped turn.
+
+    A mock turn lasts about a second: on a busy machine (the suite runs on several workers) it
+    may end before the click lands, and then there is nothing to stop. That turn is kept as
+    played and the next one is stopped instead (three tries).
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    from playwright.sync_api import expect
+
+    log = page.get_by_role("log")
+    choices = page.get_by_role("group", name="Choices").get_by_role("button")
+    for _ in range(3):
+        choices.first.click()
+        expect(log.locator(".msg--streaming .live-text")).not_to_be_empty()
+        with suppress(PlaywrightTimeoutError):  # the turn ended first: its Stop button is gone
+            page.get_by_role("button", name="Stop").click(timeout=2_000)
+        expect(log.locator(".msg--streaming")).to_have_count(0)
+        stopped = log.locator(".msg--stopped")
+        if stopped.count():
+            return stopped
+        expect(choices.first).to_be_visible()  # the turn ended on its own: play the next
+    raise AssertionError("no turn could be stopped mid-stream in three tries")

@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.appserver import Server
-from tests.browser.helpers import DESKTOP, PHONE, new_page, screenshot
+from tests.browser.helpers import DESKTOP, PHONE, new_page, screenshot, stop_mid_stream
 
 pytestmark = [__import__("pytest").mark.browser]
 
@@ -76,10 +76,7 @@ def test_full_play_loop(browser, game_server: Server) -> None:  # type: ignore[n
     assert text.count("light a lantern and listen") == 1
 
     # Stop mid-stream keeps the partial text, marked stopped
-    page.get_by_role("group", name="Choices").get_by_role("button").first.click()
-    expect(log.locator(".msg--streaming .live-text")).not_to_be_empty()
-    page.get_by_role("button", name="Stop").click()
-    stopped = log.locator(".msg--stopped")
+    stopped = stop_mid_stream(page)
     expect(stopped).to_have_count(1)
     expect(stopped).to_contain_text("Stopped")
     assert len(stopped.locator(".narration").inner_text()) > 5

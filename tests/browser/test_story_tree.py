@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.appserver import Server
-from tests.browser.helpers import DESKTOP, PHONE, new_page, screenshot
+from tests.browser.helpers import DESKTOP, PHONE, new_page, screenshot, stop_mid_stream
 from tests.browser.test_play_loop import meter_values, wait_for_turn_end
 
 pytestmark = [__import__("pytest").mark.browser]
@@ -112,10 +112,7 @@ def test_regenerate_flip_continue_edit_rewind_and_switch_branches(  # type: igno
 def test_continue_a_stopped_reply_and_phone_layout(browser, game_server: Server) -> None:  # type: ignore[no-untyped-def]
     page = start(browser, game_server, PHONE)
     log = page.get_by_role("log")
-    page.get_by_role("group", name="Choices").get_by_role("button").first.click()
-    expect(log.locator(".msg--streaming .live-text")).not_to_be_empty()
-    page.get_by_role("button", name="Stop").click()
-    stopped = log.locator(".msg--stopped")
+    stopped = stop_mid_stream(page)
     expect(stopped).to_have_count(1)
     partial = stopped.locator(".narration").inner_text()
     screenshot(page, "tree-stopped-phone")
