@@ -20,6 +20,7 @@ from tests.appserver import (
     app_settings,
     make_server,
     start_fake_backend,
+    start_live_server,
 )
 
 
@@ -113,3 +114,14 @@ def fake_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeBacke
     assert backend.process is not None
     backend.process.terminate()
     backend.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_backend: FakeBackend
+) -> Iterator[Server]:
+    """A shared app in live mode against the fake server's "openai" profile (faults are
+    scripted on `fake_backend`; players keep tests apart)."""
+    srv = start_live_server(tmp_path_factory.mktemp("live"), fake_backend, "openai")
+    yield srv
+    srv.stop()

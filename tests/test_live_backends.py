@@ -32,15 +32,6 @@ def profile_server(
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def openai_server(
-    tmp_path_factory: pytest.TempPathFactory, fake_backend: FakeBackend
-) -> Iterator[Server]:
-    server = start_live_server(tmp_path_factory.mktemp("live-faults"), fake_backend, "openai")
-    yield server
-    server.stop()
-
-
 def narration_of_head(page: str) -> str:
     blocks = re.findall(r'<div class="narration">(.*?)</div>', page, re.S)
     return blocks[-1] if blocks else ""
@@ -104,9 +95,9 @@ def test_a_full_turn_on_every_backend_profile(
     ],
 )
 def test_faults_end_in_a_clear_message_with_text_kept_and_retry(
-    openai_server: Server, fake_backend: FakeBackend, fault: str, expected: str
+    live_server: Server, fake_backend: FakeBackend, fault: str, expected: str
 ) -> None:
-    player = Player(openai_server)
+    player = Player(live_server)
     game = player.new_game()
     player.finish_turn(game)
     before = meters(player.play_page(game))
@@ -133,9 +124,9 @@ def test_faults_end_in_a_clear_message_with_text_kept_and_retry(
 
 
 def test_slow_first_token_still_makes_a_turn(
-    openai_server: Server, fake_backend: FakeBackend
+    live_server: Server, fake_backend: FakeBackend
 ) -> None:
-    player = Player(openai_server)
+    player = Player(live_server)
     game = player.new_game()
     player.finish_turn(game)
     fake_backend.script("openai", fault="slow-first-token", first_token_s=1.5)
@@ -144,9 +135,9 @@ def test_slow_first_token_still_makes_a_turn(
 
 
 def test_non_json_output_is_a_readable_turn_with_state_unchanged(
-    openai_server: Server, fake_backend: FakeBackend
+    live_server: Server, fake_backend: FakeBackend
 ) -> None:
-    player = Player(openai_server)
+    player = Player(live_server)
     game = player.new_game()
     player.finish_turn(game)
     before = meters(player.play_page(game))
@@ -245,8 +236,8 @@ def test_doctor_prints_the_capability_table(
         assert re.search(rf"^{name}\s+{value}\b", result.stdout, re.M), result.stdout
 
 
-def test_settings_page_tests_the_connection(openai_server: Server) -> None:
-    player = Player(openai_server)
+def test_settings_page_tests_the_connection(live_server: Server) -> None:
+    player = Player(live_server)
     page = player.get("/about").text
     assert "Test connection" in page and "sk-test-key" not in page
     fragment = player.post("/about/probe", htmx=True)
@@ -330,11 +321,11 @@ def test_mock_mode_has_no_models_to_choose(player: Player) -> None:
 
 
 def test_a_reply_holding_nul_characters_is_stored_and_shown(
-    openai_server: Server, fake_backend: FakeBackend
+    live_server: Server, fake_backend: FakeBackend
 ) -> None:
     # before, on PostgreSQL: the turn could not be saved (text cannot hold NUL): a 500 and a
     # turn left streaming. Now every text column mends NUL and lone surrogates on the way in.
-    player = Player(openai_server)
+    player = Player(live_server)
     game = player.new_game()
     player.finish_turn(game)
     reply = '{"narration": "The bell\\u0000 rings.\\u0000", "choices": ["Go\\u0000", "Wait"]}'
@@ -422,11 +413,11 @@ ERROR_SHAPES = [
 
 
 def test_no_error_body_reaches_a_notice_as_json_or_markup(
-    openai_server: Server, fake_backend: FakeBackend
+    live_server: Server, fake_backend: FakeBackend
 ) -> None:
     """Each shape plays a turn that fails: the notice holds the server's sentence (or says
     what failed), never braces, quotes of JSON keys or tags."""
-    player = Player(openai_server)
+    player = Player(live_server)
     game = player.new_game()
     player.finish_turn(game)
     for status, body, words in ERROR_SHAPES:
@@ -460,9 +451,9 @@ def retry_button(page: str) -> str:
 
 
 def test_a_rate_limit_counts_down_on_the_retry_button(
-    openai_server: Server, fake_backend: FakeBackend
+    live_server: Server, fake_backend: FakeBackend
 ) -> None:
-    player, game = play_scripted_turn(openai_server, fake_backend, fault="429", retry_after=30)
+    player, game = play_scripted_turn(live_server, fake_backend, fault="429", retry_after=30)
     button = retry_button(player.play_page(game))
     assert "disabled" in button, button
     wait = int(re.search(r'data-retry-in="(\d+)"', button).group(1))  # type: ignore[union-attr]
@@ -482,10 +473,10 @@ def test_a_rate_limit_counts_down_on_the_retry_button(
     ],
 )
 def test_a_failure_that_a_retry_cannot_fix_says_what_to_fix_instead(
-    openai_server: Server, fake_backend: FakeBackend, status: int, body: object, fix: str
+    live_server: Server, fake_backend: FakeBackend, status: int, body: object, fix: str
 ) -> None:
     player, game = play_scripted_turn(
-        openai_server, fake_backend, fault="status", status=status, body=body
+        live_server, fake_backend, fault="status", status=status, body=body
     )
     page = player.play_page(game)
     assert fix in notice_of_head(page)
@@ -494,11 +485,11 @@ def test_a_failure_that_a_retry_cannot_fix_says_what_to_fix_instead(
 
 
 def test_only_the_latest_cut_short_turn_offers_its_tools(
-    openai_server: Server, fake_backend: FakeBackend
+    live_server: Server, fake_backend: FakeBackend
 ) -> None:
     """A turn played after a failed one takes the failed turn's retry tools off the page (the
     page's script swaps its panels in; nothing is reloaded)."""
-    player, game = play_scripted_turn(openai_server, fake_backend, fault="500")
+    player, game = play_scripted_turn(live_server, fake_backend, fault="500")
     failed = player.head_id(game)
     assert f'id="retry-{failed}"' in player.play_page(game)
     events = player.post_events(f"/games/{game}/turns", {"action": "I try again."})
@@ -508,11 +499,11 @@ def test_only_the_latest_cut_short_turn_offers_its_tools(
 
 
 def test_a_stream_that_just_ends_is_a_failure_that_can_be_continued(
-    openai_server: Server, fake_backend: FakeBackend
+    live_server: Server, fake_backend: FakeBackend
 ) -> None:
     """No finish reason and no [DONE] (a bridge whose upstream died): not a finished turn with
     made-up choices, but a failed one that keeps its text and offers Continue."""
-    player = Player(openai_server)
+    player = Player(live_server)
     game = player.new_game()
     player.finish_turn(game)
     before = meters(player.play_page(game))
@@ -535,12 +526,12 @@ def test_a_stream_that_just_ends_is_a_failure_that_can_be_continued(
 
 @pytest.mark.parametrize("think_as", ["content", "reasoning_content", "reasoning"])
 def test_reasoning_is_never_story_and_the_turn_says_the_model_is_thinking(
-    openai_server: Server, fake_backend: FakeBackend, think_as: str
+    live_server: Server, fake_backend: FakeBackend, think_as: str
 ) -> None:
     """A local reasoning model's `<think>` block, or reasoning deltas: a "thinking" event
     while it reasons, then the story, with none of the reasoning in the narration, the
     stored output or the next prompt."""
-    player = Player(openai_server)
+    player = Player(live_server)
     game = player.new_game()
     player.finish_turn(game)
     thought = "Hmm, the player wants the bell. SECRET-PLAN: make the tower fall later."
@@ -561,12 +552,12 @@ def test_reasoning_is_never_story_and_the_turn_says_the_model_is_thinking(
 
 
 def test_junk_state_from_the_model_never_reaches_the_page(
-    openai_server: Server, fake_backend: FakeBackend, caplog: pytest.LogCaptureFixture
+    live_server: Server, fake_backend: FakeBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
     """chatgpt-to-api's model copied the format's example and the prompt's labels into its
     state: a "Name 0" meter and a "Mara Quill's action:" note appeared. They are left out (and
     counted in the log); the meters the story has still move."""
-    player = Player(openai_server)
+    player = Player(live_server)
     game = player.new_game()
     player.finish_turn(game)
     before = meters(player.play_page(game))

@@ -155,26 +155,30 @@ def test_the_probe_schema_holds_a_rambling_model_to_valid_json(llama_url: str) -
     probe took llama-server for a backend that ignores json_schema (2 probes in 100). The
     probe's schema bounds its string, so every reply closes, whatever the model wants."""
 
-    async def ramble(seed: int) -> str:
+    async def rambles(seeds: range) -> list[str]:
         client = make_client(llama_url, "", connect=10, read=PROBE_TIMEOUT)
+        texts = []
         try:
-            reply = await client.chat.completions.create(
-                model="smollm2",
-                messages=[{"role": "user", "content": "Tell me a very long story about a train."}],
-                max_tokens=PROBE_REPLY_TOKENS,
-                temperature=1.0,
-                seed=seed,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": "probe", "schema": PROBE_SCHEMA},
-                },
-            )
-            return reply.choices[0].message.content or ""
+            for seed in seeds:
+                reply = await client.chat.completions.create(
+                    model="smollm2",
+                    messages=[
+                        {"role": "user", "content": "Tell me a very long story about a train."}
+                    ],
+                    max_tokens=PROBE_REPLY_TOKENS,
+                    temperature=1.0,
+                    seed=seed,
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": "probe", "schema": PROBE_SCHEMA},
+                    },
+                )
+                texts.append(reply.choices[0].message.content or "")
         finally:
             await client.close()
+        return texts
 
-    for seed in range(1, 6):
-        text = run(ramble(seed))
+    for text in run(rambles(range(1, 6))):
         assert isinstance(json.loads(text)["word"], str), text  # closed, not cut off
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.appserver import FakeBackend, Server, make_server, start_live_server
+from tests.appserver import Server, make_server
 from tests.browser.helpers import CHROMIUM_ARGS, chromium_path
 
 
@@ -41,15 +41,5 @@ def game_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = make_server(
         tmp_path_factory.mktemp("browser"), in_process=True, CHATGAME_MOCK_DELAY_MS="15"
     ).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="session")
-def live_server(
-    tmp_path_factory: pytest.TempPathFactory, fake_backend: FakeBackend
-) -> Iterator[Server]:
-    """The app in live mode against the fake OpenAI-compatible server (faults scripted)."""
-    srv = start_live_server(tmp_path_factory.mktemp("browser-live"), fake_backend, "openai")
     yield srv
     srv.stop()
